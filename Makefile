@@ -1,0 +1,85 @@
+# aion — build, test, run. See README.md.
+BUILD      ?= build
+CLANG      ?= clang
+BPFTOOL    ?= bpftool
+CC         ?= gcc
+ARCH       := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+LISTEN     ?= 0.0.0.0:9090
+
+CFLAGS     ?= -O2 -g
+CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Werror=unused-function \
+              -D_GNU_SOURCE -Iinclude -Iagent -I$(BUILD) -MMD -MP
+LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lpthread -lm
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+              -Iinclude -I$(BUILD) -MMD -MP
+
+# Agent modules that do not need the BPF skeleton: unit-tested on the host.
+LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c
+# Modules that drive the kernel side.
+BPF_SRCS   := agent/main.c agent/loader.c agent/targets.c agent/events.c
+LIB_OBJS   := $(LIB_SRCS:agent/%.c=$(BUILD)/agent/%.o)
+AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run test unit integration clean
+all: $(BUILD)/aion-agent
+
+# Debian 12 packages for building, testing and the real servers the tests use.
+DEPS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool libcmocka-dev libmicrohttpd-dev \
+        make gcc pkg-config curl wrk nginx-light python3 prometheus iproute2 procps
+deps:
+	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) >/dev/null; \
+	fi
+
+$(BUILD) $(BUILD)/agent $(BUILD)/tests:
+	mkdir -p $@
+
+# vmlinux.h is generated from the running kernel's BTF (CO-RE relocates the
+# fields at load time, so the program still runs on other BTF kernels).
+$(BUILD)/vmlinux.h: | $(BUILD)
+	@test -r /sys/kernel/btf/vmlinux || { echo "build: /sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y is required)"; exit 1; }
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/aion.tmp.bpf.o: bpf/aion.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/aion.bpf.o: $(BUILD)/aion.tmp.bpf.o
+	$(BPFTOOL) gen object $@ $<
+
+$(BUILD)/aion.skel.h: $(BUILD)/aion.bpf.o
+	$(BPFTOOL) gen skeleton $< name aion_bpf > $@
+
+$(BUILD)/agent/%.o: agent/%.c | $(BUILD)/agent
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(AGENT_OBJS): $(BUILD)/aion.skel.h
+
+$(BUILD)/aion-agent: $(AGENT_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: $(BUILD)/aion-agent
+	/usr/bin/python3 tests/integration/run.py --agent $(BUILD)/aion-agent
+
+# The one command that sets up and passes every test (CI runs exactly this).
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+# Run the agent on every process of the host, metrics on $(LISTEN).
+run: deps
+	$(MAKE) all
+	$(BUILD)/aion-agent --all --listen $(LISTEN)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d)

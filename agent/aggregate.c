@@ -1,0 +1,550 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+
+#define HTTP_SERVER_DURATION "http_server_request_duration_seconds"
+#define MAX_BUCKETS 64
+
+/* Compared by address to tell a sample sent to overflow from one that
+ * already carried this route. */
+static const char OVERFLOW_ROUTE[] = "/*";
+
+static const double default_buckets[] = {
+	0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+};
+
+/* Interned string: every label value is stored once however many series use
+ * it. routes counts the distinct routes admitted when it names a service. */
+struct istr {
+	uint64_t hash;
+	unsigned routes;
+	char s[];
+};
+
+struct series {
+	struct istr *service, *method, *route, *scheme, *error_type;
+	unsigned status, port;
+	uint64_t count;
+	double sum;
+	uint64_t bucket[];	/* per bucket, not cumulative; +Inf is count */
+};
+
+/* (service, route) pairs admitted by the route budget. */
+struct route_pair {
+	struct istr *service, *route;
+};
+
+/* Open addressing with linear probing; cap is a power of two, load <= 1/2. */
+struct slot {
+	uint64_t hash;
+	void *p;
+};
+
+struct htab {
+	struct slot *slots;
+	size_t cap, n;
+};
+
+struct aggregate {
+	pthread_mutex_t lock;
+	double *bounds;
+	char (*le)[32];		/* bounds pre-formatted for the le label */
+	size_t nb;
+	unsigned max_routes;
+	struct htab strs, series_by_key, routes;
+	struct series **series;	/* insertion order, for stable output */
+	size_t nseries, series_cap;
+	unsigned long long overflow;
+	struct strbuf labels;	/* scratch for render */
+};
+
+/* FNV-1a, then a final avalanche so low bits are usable as an index. */
+static uint64_t hash__bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	while (n--) {
+		h ^= *s++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t hash__mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+#define HASH_SEED 0xcbf29ce484222325ULL
+
+static uint64_t hash__str(uint64_t h, const char *s)
+{
+	/* Include the NUL so ("ab","c") and ("a","bc") differ. */
+	return hash__bytes(h, s, strlen(s) + 1);
+}
+
+typedef bool (*htab_eq_fn)(const void *p, const void *key);
+
+static struct slot *htab__find(struct htab *t, uint64_t h, htab_eq_fn eq,
+			       const void *key)
+{
+	size_t mask, i;
+
+	if (!t->cap)
+		return NULL;
+	mask = t->cap - 1;
+	for (i = h & mask;; i = (i + 1) & mask) {
+		struct slot *sl = &t->slots[i];
+
+		if (!sl->p)
+			return NULL;
+		if (sl->hash == h && eq(sl->p, key))
+			return sl;
+	}
+}
+
+static void htab__place(struct slot *slots, size_t cap, uint64_t h, void *p)
+{
+	size_t mask = cap - 1, i;
+
+	for (i = h & mask; slots[i].p; i = (i + 1) & mask)
+		;
+	slots[i].hash = h;
+	slots[i].p = p;
+}
+
+/* Caller has checked that the key is absent. */
+static int htab__insert(struct htab *t, uint64_t h, void *p)
+{
+	if ((t->n + 1) * 2 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64, i;
+		struct slot *slots = calloc(cap, sizeof(*slots));
+
+		if (!slots)
+			return -ENOMEM;
+		for (i = 0; i < t->cap; i++)
+			if (t->slots[i].p)
+				htab__place(slots, cap, t->slots[i].hash,
+					    t->slots[i].p);
+		free(t->slots);
+		t->slots = slots;
+		t->cap = cap;
+	}
+	htab__place(t->slots, t->cap, h, p);
+	t->n++;
+	return 0;
+}
+
+static bool istr__eq(const void *p, const void *key)
+{
+	return !strcmp(((const struct istr *)p)->s, key);
+}
+
+static struct istr *aggregate__intern(struct aggregate *a, const char *s)
+{
+	uint64_t h = hash__mix(hash__str(HASH_SEED, s));
+	struct slot *sl = htab__find(&a->strs, h, istr__eq, s);
+	size_t n;
+	struct istr *is;
+
+	if (sl)
+		return sl->p;
+	n = strlen(s);
+	is = malloc(sizeof(*is) + n + 1);
+	if (!is)
+		return NULL;
+	is->hash = h;
+	is->routes = 0;
+	memcpy(is->s, s, n + 1);
+	if (htab__insert(&a->strs, h, is)) {
+		free(is);
+		return NULL;
+	}
+	return is;
+}
+
+/* Lookup key for a series, holding the sample's raw strings. */
+struct series_key {
+	const char *service, *method, *route, *scheme, *error_type;
+	unsigned status, port;
+};
+
+static uint64_t series_key__hash(const struct series_key *k)
+{
+	uint64_t h = HASH_SEED;
+
+	h = hash__str(h, k->service);
+	h = hash__str(h, k->method);
+	h = hash__str(h, k->route);
+	h = hash__str(h, k->scheme);
+	h = hash__str(h, k->error_type);
+	h = hash__bytes(h, &k->status, sizeof(k->status));
+	h = hash__bytes(h, &k->port, sizeof(k->port));
+	return hash__mix(h);
+}
+
+static bool series__eq(const void *p, const void *key)
+{
+	const struct series *s = p;
+	const struct series_key *k = key;
+
+	return s->status == k->status && s->port == k->port &&
+	       !strcmp(s->route->s, k->route) &&
+	       !strcmp(s->service->s, k->service) &&
+	       !strcmp(s->method->s, k->method) &&
+	       !strcmp(s->error_type->s, k->error_type) &&
+	       !strcmp(s->scheme->s, k->scheme);
+}
+
+struct route_key {
+	const struct istr *service;
+	const char *route;
+};
+
+static uint64_t route_key__hash(const struct istr *service, const char *route)
+{
+	return hash__mix(hash__str(service->hash, route));
+}
+
+static bool route_pair__eq(const void *p, const void *key)
+{
+	const struct route_pair *rp = p;
+	const struct route_key *k = key;
+
+	return rp->service == k->service && !strcmp(rp->route->s, k->route);
+}
+
+int aggregate__format_float(char *buf, size_t sz, double v)
+{
+	char tmp[40];
+	int p, exp;
+
+	if (isnan(v))
+		return snprintf(buf, sz, "NaN");
+	if (isinf(v))
+		return snprintf(buf, sz, v > 0 ? "+Inf" : "-Inf");
+	if (v == 0)
+		return snprintf(buf, sz, "0");
+	/* Shortest digit count that reads back as the same double... */
+	for (p = 1; p < 17; p++) {
+		snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
+	exp = atoi(strchr(tmp, 'e') + 1);
+	/* ...then Go's choice for 'g' with shortest precision: exponent form
+	 * when exp < -4 || exp >= 6 (so 1e+06 but 100000). */
+	if (exp < -4 || exp >= 6)
+		return snprintf(buf, sz, "%s", tmp);
+	return snprintf(buf, sz, "%.*f", p - 1 - exp > 0 ? p - 1 - exp : 0, v);
+}
+
+struct aggregate *aggregate__new(const struct agg_opts *o)
+{
+	const double *b = default_buckets;
+	size_t nb = sizeof(default_buckets) / sizeof(default_buckets[0]), i;
+	struct aggregate *a;
+	int err;
+
+	if (o && o->buckets) {
+		b = o->buckets;
+		nb = o->nbuckets;
+		if (!nb || nb > MAX_BUCKETS)
+			goto einval;
+		for (i = 0; i < nb; i++)
+			if (!isfinite(b[i]) || (i && b[i] <= b[i - 1]))
+				goto einval;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	err = pthread_mutex_init(&a->lock, NULL);
+	if (err) {
+		free(a);
+		errno = err;
+		return NULL;
+	}
+	strbuf__init(&a->labels);
+	a->nb = nb;
+	a->max_routes = o && o->max_routes_per_service ?
+			o->max_routes_per_service : 100;
+	a->bounds = malloc(nb * sizeof(*a->bounds));
+	a->le = malloc(nb * sizeof(*a->le));
+	if (!a->bounds || !a->le) {
+		aggregate__free(a);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < nb; i++) {
+		a->bounds[i] = b[i];
+		aggregate__format_float(a->le[i], sizeof(a->le[i]), b[i]);
+	}
+	return a;
+einval:
+	errno = EINVAL;
+	return NULL;
+}
+
+void aggregate__free(struct aggregate *a)
+{
+	size_t i;
+
+	if (!a)
+		return;
+	for (i = 0; i < a->nseries; i++)
+		free(a->series[i]);
+	free(a->series);
+	for (i = 0; i < a->routes.cap; i++)
+		free(a->routes.slots[i].p);
+	for (i = 0; i < a->strs.cap; i++)
+		free(a->strs.slots[i].p);
+	free(a->routes.slots);
+	free(a->strs.slots);
+	free(a->series_by_key.slots);
+	strbuf__free(&a->labels);
+	free(a->bounds);
+	free(a->le);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+static void series__observe(const struct aggregate *a, struct series *s,
+			    double v)
+{
+	size_t lo = 0, hi = a->nb;
+
+	/* First bound with v <= le; hi == nb means only +Inf. */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (v <= a->bounds[mid])
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (lo < a->nb)
+		s->bucket[lo]++;
+	s->count++;
+	s->sum += v;
+}
+
+/* Route budget: returns route, or OVERFLOW_ROUTE once the service holds
+ * max_routes others. NULL on allocation failure. */
+static const char *aggregate__admit_route(struct aggregate *a,
+					  struct istr *service,
+					  const char *route)
+{
+	struct route_key rk = { .service = service, .route = route };
+	uint64_t h = route_key__hash(service, route);
+	struct route_pair *rp;
+
+	if (!strcmp(route, OVERFLOW_ROUTE))
+		return route;
+	if (htab__find(&a->routes, h, route_pair__eq, &rk))
+		return route;
+	if (service->routes >= a->max_routes) {
+		a->overflow++;
+		return OVERFLOW_ROUTE;
+	}
+	rp = malloc(sizeof(*rp));
+	if (!rp)
+		return NULL;
+	rp->service = service;
+	rp->route = aggregate__intern(a, route);
+	if (!rp->route || htab__insert(&a->routes, h, rp)) {
+		free(rp);
+		return NULL;
+	}
+	service->routes++;
+	return route;
+}
+
+static struct series *aggregate__add_series(struct aggregate *a,
+					    const struct series_key *k,
+					    uint64_t h)
+{
+	struct series *s;
+
+	if (a->nseries == a->series_cap) {
+		size_t cap = a->series_cap ? a->series_cap * 2 : 64;
+		struct series **arr = realloc(a->series, cap * sizeof(*arr));
+
+		if (!arr)
+			return NULL;
+		a->series = arr;
+		a->series_cap = cap;
+	}
+	s = calloc(1, sizeof(*s) + a->nb * sizeof(s->bucket[0]));
+	if (!s)
+		return NULL;
+	s->service = aggregate__intern(a, k->service);
+	s->method = aggregate__intern(a, k->method);
+	s->route = aggregate__intern(a, k->route);
+	s->scheme = aggregate__intern(a, k->scheme);
+	s->error_type = aggregate__intern(a, k->error_type);
+	s->status = k->status;
+	s->port = k->port;
+	/* Interned strings that were created here stay in the pool: harmless,
+	 * and the next attempt finds them. */
+	if (!s->service || !s->method || !s->route || !s->scheme ||
+	    !s->error_type || htab__insert(&a->series_by_key, h, s)) {
+		free(s);
+		return NULL;
+	}
+	a->series[a->nseries++] = s;
+	return s;
+}
+
+#define STR_OR_EMPTY(s) ((s) ? (s) : "")
+
+void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
+{
+	struct series_key k = {
+		.service = STR_OR_EMPTY(smp->service),
+		.method = STR_OR_EMPTY(smp->method),
+		.route = STR_OR_EMPTY(smp->route),
+		.scheme = STR_OR_EMPTY(smp->scheme),
+		.error_type = STR_OR_EMPTY(smp->error_type),
+		.status = smp->status,
+		.port = smp->server_port,
+	};
+	double v = smp->seconds >= 0 ? smp->seconds : 0; /* NaN too */
+	struct istr *service;
+	struct slot *sl;
+	struct series *s;
+	uint64_t h;
+
+	pthread_mutex_lock(&a->lock);
+	/* Fast path: an existing series was admitted when it was created. */
+	h = series_key__hash(&k);
+	sl = htab__find(&a->series_by_key, h, series__eq, &k);
+	if (sl) {
+		series__observe(a, sl->p, v);
+		goto out;
+	}
+	service = aggregate__intern(a, k.service);
+	if (!service)
+		goto drop;
+	k.route = aggregate__admit_route(a, service, k.route);
+	if (!k.route)
+		goto drop;
+	if (k.route == OVERFLOW_ROUTE) {
+		h = series_key__hash(&k);
+		sl = htab__find(&a->series_by_key, h, series__eq, &k);
+		if (sl) {
+			series__observe(a, sl->p, v);
+			goto out;
+		}
+	}
+	s = aggregate__add_series(a, &k, h);
+	if (!s)
+		goto drop;
+	series__observe(a, s, v);
+	goto out;
+drop:
+	/* Out of memory: count the loss where the budget losses are. */
+	a->overflow++;
+out:
+	pthread_mutex_unlock(&a->lock);
+}
+
+static int series__labels(struct strbuf *sb, const struct series *s)
+{
+	strbuf__puts(sb, "service_name=\"");
+	strbuf__label_value(sb, s->service->s);
+	strbuf__puts(sb, "\",http_request_method=\"");
+	strbuf__label_value(sb, s->method->s);
+	strbuf__puts(sb, "\",http_response_status_code=\"");
+	strbuf__printf(sb, "%u", s->status); /* 0: no response was sent */
+	strbuf__puts(sb, "\",http_route=\"");
+	strbuf__label_value(sb, s->route->s);
+	strbuf__puts(sb, "\",url_scheme=\"");
+	strbuf__label_value(sb, s->scheme->s);
+	strbuf__printf(sb, "\",server_port=\"%u\",error_type=\"", s->port);
+	strbuf__label_value(sb, s->error_type->s);
+	return strbuf__puts(sb, "\"");
+}
+
+static void series__render(const struct aggregate *a, const struct series *s,
+			   const char *labels, struct strbuf *out)
+{
+	char sum[40];
+	uint64_t cum = 0;
+	size_t i;
+
+	for (i = 0; i < a->nb; i++) {
+		cum += s->bucket[i];
+		strbuf__printf(out, HTTP_SERVER_DURATION "_bucket{%s,le=\"%s\"} %llu\n",
+			       labels, a->le[i], (unsigned long long)cum);
+	}
+	aggregate__format_float(sum, sizeof(sum), s->sum);
+	strbuf__printf(out, HTTP_SERVER_DURATION "_bucket{%s,le=\"+Inf\"} %llu\n"
+		       HTTP_SERVER_DURATION "_sum{%s} %s\n"
+		       HTTP_SERVER_DURATION "_count{%s} %llu\n",
+		       labels, (unsigned long long)s->count, labels, sum,
+		       labels, (unsigned long long)s->count);
+}
+
+int aggregate__render(struct aggregate *a, struct strbuf *out)
+{
+	size_t i;
+	int err = 0;
+
+	pthread_mutex_lock(&a->lock);
+	strbuf__puts(out,
+		"# HELP " HTTP_SERVER_DURATION " Duration of HTTP server requests.\n"
+		"# TYPE " HTTP_SERVER_DURATION " histogram\n");
+	for (i = 0; i < a->nseries; i++) {
+		strbuf__reset(&a->labels);
+		if (series__labels(&a->labels, a->series[i])) {
+			err = -ENOMEM;
+			goto out;
+		}
+		series__render(a, a->series[i], a->labels.buf, out);
+	}
+	strbuf__printf(out,
+		"# HELP aion_agent_series_overflow_total Samples sent to an overflow series because a series budget was exhausted.\n"
+		"# TYPE aion_agent_series_overflow_total counter\n"
+		"aion_agent_series_overflow_total{metric=\"" HTTP_SERVER_DURATION "\"} %llu\n"
+		"# HELP aion_agent_series Label sets held by the aggregator.\n"
+		"# TYPE aion_agent_series gauge\n"
+		"aion_agent_series %zu\n",
+		a->overflow, a->nseries);
+out:
+	pthread_mutex_unlock(&a->lock);
+	return err ? err : out->oom ? -ENOMEM : 0;
+}
+
+unsigned long long aggregate__series(struct aggregate *a)
+{
+	unsigned long long n;
+
+	pthread_mutex_lock(&a->lock);
+	n = a->nseries;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+unsigned long long aggregate__overflow(struct aggregate *a)
+{
+	unsigned long long n;
+
+	pthread_mutex_lock(&a->lock);
+	n = a->overflow;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}

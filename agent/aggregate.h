@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Label sets -> histograms, rendered in the Prometheus text format 0.0.4. */
+#ifndef AION_AGGREGATE_H
+#define AION_AGGREGATE_H
+
+#include <stddef.h>
+
+#include "strbuf.h"
+
+struct aggregate;
+
+struct agg_opts {
+	/* Upper bounds in seconds, strictly increasing and finite; NULL: the
+	 * defaults 0.005 .. 10 of DESIGN.md. +Inf is implicit. */
+	const double *buckets;
+	size_t nbuckets;
+	/* Distinct http_route values per service_name; 0: 100. */
+	unsigned max_routes_per_service;
+};
+
+struct http_sample {
+	const char *service;
+	const char *method;
+	unsigned status;	/* 0: no response; rendered as "" */
+	const char *route;	/* normalised (route__normalize) */
+	unsigned server_port;
+	const char *scheme;
+	const char *error_type;	/* "" on success */
+	double seconds;
+};
+
+/* NULL + errno (EINVAL for bad buckets, ENOMEM). o may be NULL. */
+struct aggregate *aggregate__new(const struct agg_opts *o);
+/* Accepts NULL. */
+void aggregate__free(struct aggregate *a);
+/* Adds one sample; O(1) and allocation-free for an existing label set.
+ * NULL strings count as "". A new route beyond the service's budget goes to
+ * the overflow route (slash, star) and counts in
+ * aion_agent_series_overflow_total. */
+void aggregate__http_server(struct aggregate *a, const struct http_sample *s);
+/* Appends every family to out; 0 or -ENOMEM. Reads only: nothing resets. */
+int aggregate__render(struct aggregate *a, struct strbuf *out);
+/* Number of label sets held. */
+unsigned long long aggregate__series(struct aggregate *a);
+/* Samples sent to overflow (budget exhausted or out of memory). */
+unsigned long long aggregate__overflow(struct aggregate *a);
+
+/* Formats v the way Prometheus prints floats (Go's shortest 'g'):
+ * "0.005", "1", "2.5", "1e+06", "+Inf". Returns snprintf's result. */
+int aggregate__format_float(char *buf, size_t sz, double v);
+
+#endif /* AION_AGGREGATE_H */

@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <zlib.h>
+
+#include "expo.h"
+
+#define EXPO_CONN_LIMIT 64
+#define EXPO_CONN_TIMEOUT_S 10
+#define EXPO_CONN_MEMORY (32 * 1024)
+#define METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct expo {
+	struct MHD_Daemon *d;
+	expo_render_fn render;
+	void *arg;
+	int ready;		/* read on the HTTP thread: __atomic */
+	int starting;		/* hold back libmicrohttpd's own start errors */
+	unsigned port;
+};
+
+static int parse_port(const char *s, in_port_t *port)
+{
+	unsigned long v = 0;
+	size_t i;
+
+	/* Digits only: strtoul would take signs, spaces and "0x". */
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 5)
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (!i || v < 1 || v > 65535)
+		return -EINVAL;
+	*port = htons((in_port_t)v);
+	return 0;
+}
+
+int expo__parse_listen(const char *s, struct sockaddr_storage *ss,
+		       socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *colon, *port;
+	size_t n;
+	in_port_t p;
+
+	if (!s || !ss || !len)
+		return -EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		n = rb - (s + 1);
+		port = rb + 2;
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+	} else {
+		colon = strrchr(s, ':');
+		/* An unbracketed IPv6 address has several colons: refuse it. */
+		if (!colon || memchr(s, ':', colon - s))
+			return -EINVAL;
+		n = colon - s;
+		port = colon + 1;
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, n);
+		host[n] = '\0';
+	}
+	if (parse_port(port, &p))
+		return -EINVAL;
+
+	if (s[0] == '[' || !host[0]) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+		/* ":PORT" is every address: the IPv6 wildcard, dual stack. */
+		if (host[0] && inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+			return -EINVAL;
+		if (!host[0])
+			a6->sin6_addr = in6addr_any;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = p;
+		*len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return -EINVAL;
+		a4->sin_family = AF_INET;
+		a4->sin_port = p;
+		*len = sizeof(*a4);
+	}
+	return 0;
+}
+
+static void expo__log(void *cls, const char *fmt, va_list ap)
+{
+	struct expo *e = cls;
+	char msg[256];
+	size_t n;
+
+	if (__atomic_load_n(&e->starting, __ATOMIC_RELAXED))
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	fprintf(stderr, "expo: libmicrohttpd: %s\n", msg);
+}
+
+static enum MHD_Result expo__reply(struct MHD_Connection *c, unsigned code,
+				   const char *ctype, const char *body)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	/* Static bodies: MHD may point at them without copying. */
+	r = MHD_create_response_from_buffer(strlen(body), (void *)body,
+					    MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Is there a "q=0" (or 0.0, 0.000) among the ";"-separated params? */
+static bool params__q_zero(const char *p, const char *end)
+{
+	while (p < end) {
+		const char *pe = memchr(p, ';', end - p);
+
+		if (!pe)
+			pe = end;
+		while (p < pe && (*p == ' ' || *p == '\t'))
+			p++;
+		if (pe - p >= 2 && (*p == 'q' || *p == 'Q') && p[1] == '=') {
+			const char *v = p + 2;
+
+			if (v == pe || *v != '0')
+				return false;
+			for (v++; v < pe && (*v == '.' || *v == '0'); v++)
+				;
+			while (v < pe && (*v == ' ' || *v == '\t'))
+				v++;
+			return v == pe;
+		}
+		if (pe == end)
+			break;
+		p = pe + 1;
+	}
+	return false;
+}
+
+/* Does Accept-Encoding list gzip, and not with q=0? */
+static bool accepts_gzip(const char *ae)
+{
+	const char *p = ae;
+
+	while (*p) {
+		const char *tok, *end = strchr(p, ',');
+		size_t tn;
+
+		if (!end)
+			end = p + strlen(p);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		tok = p;
+		while (p < end && *p != ';' && *p != ' ' && *p != '\t')
+			p++;
+		tn = p - tok;
+		if (((tn == 4 && !strncasecmp(tok, "gzip", 4)) ||
+		     (tn == 6 && !strncasecmp(tok, "x-gzip", 6))) &&
+		    !params__q_zero(p, end))
+			return true;
+		if (!*end)
+			break;
+		p = end + 1;
+	}
+	return false;
+}
+
+/* gzip-wrapped deflate of (buf, len) into a new malloc'd buffer. */
+static void *gzip__compress(const char *buf, size_t len, size_t *out_len)
+{
+	z_stream zs;
+	uLong bound;
+	void *out;
+
+	if (len > UINT_MAX)
+		return NULL;
+	memset(&zs, 0, sizeof(zs));
+	/* 15 + 16: 32 KiB window with the gzip header and trailer. */
+	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+			 Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	bound = deflateBound(&zs, len);
+	out = bound <= UINT_MAX ? malloc(bound) : NULL;
+	if (!out) {
+		deflateEnd(&zs);
+		return NULL;
+	}
+	zs.next_in = (Bytef *)buf;
+	zs.avail_in = len;
+	zs.next_out = out;
+	zs.avail_out = bound;
+	if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&zs);
+		free(out);
+		return NULL;
+	}
+	*out_len = zs.total_out;
+	deflateEnd(&zs);
+	return out;
+}
+
+static enum MHD_Result expo__metrics(struct expo *e, struct MHD_Connection *c)
+{
+	const char *ae;
+	struct MHD_Response *r;
+	struct strbuf sb;
+	enum MHD_Result ret;
+	size_t len, zlen;
+	void *body, *z;
+	bool gz = false;
+	int err;
+
+	strbuf__init(&sb);
+	err = e->render ? e->render(&sb, e->arg) : 0;
+	if (!err && sb.oom)
+		err = -ENOMEM;
+	if (err) {
+		fprintf(stderr, "expo: rendering /metrics failed: %s\n",
+			strerror(-err));
+		strbuf__free(&sb);
+		return expo__reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				   "text/plain; charset=utf-8",
+				   "metrics rendering failed\n");
+	}
+	body = strbuf__detach(&sb, &len);
+	if (!body)
+		return MHD_NO;
+
+	ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					 MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	if (ae && accepts_gzip(ae)) {
+		/* On failure fall back to the identity encoding. */
+		z = gzip__compress(body, len, &zlen);
+		if (z) {
+			free(body);
+			body = z;
+			len = zlen;
+			gz = true;
+		}
+	}
+	r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CTYPE);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY,
+				MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	if (gz)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING,
+					"gzip");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result expo__handle(void *cls, struct MHD_Connection *c,
+				    const char *url, const char *method,
+				    const char *version, const char *upload,
+				    size_t *upload_size, void **req_cls)
+{
+	struct expo *e = cls;
+
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)req_cls;
+	/* Answer in the first call, before any body is read: no endpoint
+	 * takes one, and MHD then drops whatever the client sends. */
+	if (strcmp(method, MHD_HTTP_METHOD_GET) &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return expo__reply(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+				   "text/plain; charset=utf-8",
+				   "method not allowed\n");
+	if (!strcmp(url, "/metrics"))
+		return expo__metrics(e, c);
+	if (!strcmp(url, "/healthz") || !strcmp(url, "/health"))
+		return expo__reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8",
+				   "ok\n");
+	if (!strcmp(url, "/readyz")) {
+		if (__atomic_load_n(&e->ready, __ATOMIC_ACQUIRE))
+			return expo__reply(c, MHD_HTTP_OK,
+					   "text/plain; charset=utf-8",
+					   "ready\n");
+		return expo__reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+				   "text/plain; charset=utf-8", "not ready\n");
+	}
+	if (!strcmp(url, "/"))
+		return expo__reply(c, MHD_HTTP_OK, "text/html; charset=utf-8",
+				   "<html><head><title>aion</title></head><body>"
+				   "<h1>aion agent</h1>"
+				   "<p><a href=\"/metrics\">Metrics</a></p>"
+				   "</body></html>\n");
+	return expo__reply(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8",
+			   "not found\n");
+}
+
+/* libmicrohttpd does not say why a start failed: bind the address once
+ * ourselves to find out (EADDRINUSE, EADDRNOTAVAIL, EACCES...). */
+static int bind__probe(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd, one = 1, err = 0;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)ss, len))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static struct MHD_Daemon *expo__daemon(struct expo *e,
+				       const struct sockaddr_storage *ss,
+				       bool dual)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ?
+		 MHD_USE_EPOLL : MHD_USE_AUTO;
+	if (ss->ss_family == AF_INET6)
+		flags |= dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+	return MHD_start_daemon(flags, 0, NULL, NULL, expo__handle, e,
+				MHD_OPTION_EXTERNAL_LOGGER, expo__log, e,
+				MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)EXPO_CONN_LIMIT,
+				MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)EXPO_CONN_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+				(size_t)EXPO_CONN_MEMORY,
+				MHD_OPTION_END);
+}
+
+struct expo *expo__start(const struct expo_opts *o)
+{
+	struct sockaddr_storage ss;
+	const union MHD_DaemonInfo *info;
+	struct expo *e;
+	socklen_t len;
+	bool wildcard;
+	int err;
+
+	if (!o || expo__parse_listen(o->listen, &ss, &len)) {
+		fprintf(stderr, "expo: invalid listen address '%s' (want ADDR:PORT, "
+			"e.g. 0.0.0.0:9090, [::1]:9090 or :9090)\n",
+			o && o->listen ? o->listen : "");
+		errno = EINVAL;
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->render = o->render;
+	e->arg = o->arg;
+	e->starting = 1;
+	wildcard = ss.ss_family == AF_INET6 &&
+		   !memcmp(&((struct sockaddr_in6 *)&ss)->sin6_addr,
+			   &in6addr_any, sizeof(in6addr_any));
+	e->d = expo__daemon(e, &ss, wildcard);
+	err = e->d ? 0 : bind__probe(&ss, len);
+	if (!e->d && wildcard && err == -EAFNOSUPPORT) {
+		/* No IPv6 on this host: all addresses means all IPv4 ones. */
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+		in_port_t port = ((struct sockaddr_in6 *)&ss)->sin6_port;
+
+		memset(&ss, 0, sizeof(ss));
+		a4->sin_family = AF_INET;
+		a4->sin_addr.s_addr = htonl(INADDR_ANY);
+		a4->sin_port = port;
+		len = sizeof(*a4);
+		e->d = expo__daemon(e, &ss, false);
+		err = e->d ? 0 : bind__probe(&ss, len);
+	}
+	if (!e->d) {
+		if (!err)
+			err = -EIO;
+		fprintf(stderr, "expo: cannot listen on %s: %s (pick another with --listen)\n",
+			o->listen, strerror(-err));
+		free(e);
+		errno = -err;
+		return NULL;
+	}
+	__atomic_store_n(&e->starting, 0, __ATOMIC_RELAXED);
+	info = MHD_get_daemon_info(e->d, MHD_DAEMON_INFO_BIND_PORT);
+	e->port = info ? info->port : 0;
+	return e;
+}
+
+void expo__set_ready(struct expo *e, int ready)
+{
+	if (e)
+		__atomic_store_n(&e->ready, !!ready, __ATOMIC_RELEASE);
+}
+
+unsigned expo__port(const struct expo *e)
+{
+	return e ? e->port : 0;
+}
+
+void expo__stop(struct expo *e)
+{
+	if (!e)
+		return;
+	if (e->d)
+		MHD_stop_daemon(e->d);
+	free(e);
+}

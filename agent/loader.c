@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <bpf/libbpf.h>
+
+#include "aion.skel.h"
+#include "loader.h"
+
+static bool verbose;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	if (level == LIBBPF_INFO && !verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* Mount a pseudo filesystem where a DaemonSet's host mount would be. */
+static int ensure_mounted(const char *dir, const char *type, long magic)
+{
+	struct statfs st;
+
+	if (statfs(dir, &st) == 0 && (long)st.f_type == magic)
+		return 0;
+	if (mount(type, dir, type, 0, NULL) && errno != EBUSY) {
+		fprintf(stderr, "loader: cannot mount %s at %s: %s (mount it, or run as root)\n",
+			type, dir, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int loader__preflight(void)
+{
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		fprintf(stderr, "loader: this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): "
+				"aion needs a kernel built with CONFIG_DEBUG_INFO_BTF=y\n");
+		return -ENOTSUP;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "loader: aion needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN "
+				"for tracefs): run it with sudo\n");
+		return -EPERM;
+	}
+	if (ensure_mounted("/sys/kernel/tracing", "tracefs", TRACEFS_MAGIC))
+		return -EPERM;
+	ensure_mounted("/sys/fs/bpf", "bpf", BPF_FS_MAGIC); /* nice to have */
+	return 0;
+}
+
+struct aion_bpf *loader__start(const struct loader_opts *o)
+{
+	struct aion_bpf *skel;
+	int err;
+
+	verbose = o->verbose;
+	libbpf_set_print(libbpf_print);
+	skel = aion_bpf__open();
+	if (!skel) {
+		err = -errno;
+		fprintf(stderr, "loader: cannot open the BPF object: %s\n", strerror(-err));
+		errno = -err;
+		return NULL;
+	}
+	skel->rodata->trace_all = o->trace_all;
+	skel->rodata->self_tgid = (__u32)getpid();
+	if (o->max_connections) {
+		bpf_map__set_max_entries(skel->maps.conns, o->max_connections);
+		bpf_map__set_max_entries(skel->maps.socks, o->max_connections);
+	}
+	err = aion_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "loader: the kernel refused the BPF programs: %s%s\n", strerror(-err),
+			err == -EPERM ? " (run as root, or grant CAP_BPF and CAP_PERFMON)" :
+					" (run with --verbose for the verifier's log)");
+		goto fail;
+	}
+	err = aion_bpf__attach(skel);
+	if (err) {
+		fprintf(stderr, "loader: cannot attach to the syscall and sched tracepoints: %s "
+				"(is tracefs mounted at /sys/kernel/tracing?)\n", strerror(-err));
+		goto fail;
+	}
+	return skel;
+fail:
+	aion_bpf__destroy(skel);
+	errno = -err;
+	return NULL;
+}
+
+void loader__stop(struct aion_bpf *skel)
+{
+	aion_bpf__destroy(skel);
+}

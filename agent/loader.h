@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* Loading the kernel side: filesystems, the skeleton, attachment. */
+#ifndef AION_LOADER_H
+#define AION_LOADER_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+
+struct aion_bpf;
+
+struct loader_opts {
+	bool trace_all;
+	__u32 max_connections; /* 0: default */
+	bool verbose;          /* pass libbpf's debug output through */
+};
+
+/* Check what the kernel side needs before trying; one line on failure. */
+int loader__preflight(void);
+/* Open, size, load and attach. NULL + errno, after one line on stderr. */
+struct aion_bpf *loader__start(const struct loader_opts *o);
+/* Detach and free everything; accepts NULL. */
+void loader__stop(struct aion_bpf *skel);
+
+#endif /* AION_LOADER_H */

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "procinfo.h"
+
+__u32 procinfo__kdev(dev_t dev)
+{
+	return (__u32)((major(dev) << 20) | minor(dev));
+}
+
+static int read_small(const char *path, char *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0)
+		return -errno;
+	r = read(fd, buf, n - 1);
+	close(fd);
+	if (r < 0)
+		return -errno;
+	buf[r] = '\0';
+	return (int)r;
+}
+
+int procinfo__exe_name(int pid, char *out, size_t n)
+{
+	char path[64], link[4096], *base, *del;
+	ssize_t r;
+
+	if (n == 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	r = readlink(path, link, sizeof(link) - 1);
+	if (r > 0) {
+		link[r] = '\0';
+		del = strstr(link, " (deleted)");
+		if (del && del[10] == '\0')
+			*del = '\0';
+		base = strrchr(link, '/');
+		base = base ? base + 1 : link;
+		if (*base) {
+			snprintf(out, n, "%s", base);
+			return 0;
+		}
+	}
+	/* Kernel threads and exited processes have no exe: use comm. */
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	r = read_small(path, link, sizeof(link));
+	if (r <= 0)
+		return r < 0 ? (int)r : -ENOENT;
+	link[strcspn(link, "\n")] = '\0';
+	snprintf(out, n, "%s", link);
+	return 0;
+}
+
+int procinfo__file_id(const char *path, __u64 *ino, __u32 *kdev)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return -errno;
+	*ino = st.st_ino;
+	*kdev = procinfo__kdev(st.st_dev);
+	return 0;
+}
+
+int procinfo__exe_id(int pid, __u64 *ino, __u32 *kdev)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	return procinfo__file_id(path, ino, kdev);
+}
+
+int procinfo__ppid(int pid)
+{
+	char path[64], buf[1024], *p;
+	int ppid, r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	r = read_small(path, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	/* comm may hold spaces and parentheses: parse after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return -EINVAL;
+	return ppid;
+}
+
+int procinfo__alive(int pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	return access(path, F_OK) == 0;
+}
+
+int procinfo__for_each(int (*fn)(int pid, void *arg), void *arg)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int err = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		err = fn((int)pid, arg);
+		if (err)
+			break;
+	}
+	closedir(d);
+	return err < 0 ? err : 0;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* What /proc says about a process: its executable, its parent. */
+#ifndef AION_PROCINFO_H
+#define AION_PROCINFO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <linux/types.h>
+
+/* Base name of the process's executable ("nginx"), else its comm. 0 or -errno. */
+int procinfo__exe_name(int pid, char *out, size_t n);
+/* Device (kernel encoding) and inode of the process's executable. 0 or -errno. */
+int procinfo__exe_id(int pid, __u64 *ino, __u32 *kdev);
+/* Device (kernel encoding) and inode of the file at path. 0 or -errno. */
+int procinfo__file_id(const char *path, __u64 *ino, __u32 *kdev);
+/* Parent process id, or -errno. */
+int procinfo__ppid(int pid);
+/* 1 when /proc/PID exists, else 0. */
+int procinfo__alive(int pid);
+/* Call fn for every process id in /proc; stops early when fn returns non-zero. */
+int procinfo__for_each(int (*fn)(int pid, void *arg), void *arg);
+/* The kernel's dev_t encoding (major << 20 | minor) of a user-space dev_t. */
+__u32 procinfo__kdev(dev_t dev);
+
+#endif /* AION_PROCINFO_H */

@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/* aion kernel side: syscall tracepoints feed the HTTP framing parser, sched
+ * tracepoints keep the target set, sock:inet_sock_set_state ends requests
+ * whose peer went away. One object so that every family shares the maps. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "aion/abi.h"
+#include "aion/http.h"
+#include "maps.bpf.h"
+#include "conn.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define ECONNRESET  104
+#define EINPROGRESS 115
+
+/* ---- syscall enter: remember the arguments for the exit ---------------- */
+
+static __always_inline int enter_io(__u32 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 write)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key k = { .tgid = id >> 32, .fd = fd };
+	struct sys_args a = {};
+	struct conn *c;
+	__u32 svc;
+
+	if (!is_target(k.tgid, &svc))
+		return 0;
+	if (bpf_map_lookup_elem(&nonsock, &k))
+		return 0;
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (c) {
+		if (c->role == AION_ROLE_CLIENT)
+			return 0; /* client metrics are not collected yet */
+		a.gen = c->gen;
+	}
+	a.ptr = ptr;
+	a.cnt = cnt;
+	a.fd = fd;
+	a.kind = kind;
+	a.write = write;
+	bpf_map_update_elem(&inflight, &id, &a, BPF_ANY);
+	return 0;
+}
+
+#define ENTER(name, kind, write)                                                   \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
+	int aion_enter_##name(struct trace_event_raw_sys_enter *ctx)               \
+	{                                                                          \
+		return enter_io(ctx->args[0], ctx->args[1], ctx->args[2], kind, write); \
+	}
+
+ENTER(read, IO_PLAIN, 0)
+ENTER(recvfrom, IO_PLAIN, 0)
+ENTER(readv, IO_IOV, 0)
+ENTER(recvmsg, IO_MSG, 0)
+ENTER(write, IO_PLAIN, 1)
+ENTER(sendto, IO_PLAIN, 1)
+ENTER(writev, IO_IOV, 1)
+ENTER(sendmsg, IO_MSG, 1)
+ENTER(connect, IO_CONNECT, 1)
+
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int aion_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ctx->args[0], 0, 0, IO_SENDFILE, 1);
+}
+
+/* ---- the data path ------------------------------------------------------ */
+
+/* Resolve the syscall's bytes into at most AION_MAX_IOV segments. */
+static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg *segs)
+{
+	struct user_msghdr mh;
+	struct iovec iov;
+	__u64 iovp, n, left = ret;
+	__u32 i, cnt = 0;
+
+	if (a->kind == IO_PLAIN) {
+		segs[0].ptr = a->ptr;
+		segs[0].len = ret;
+		return 1;
+	}
+	if (a->kind == IO_MSG) {
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a->ptr))
+			return 0;
+		iovp = (__u64)mh.msg_iov;
+		n = mh.msg_iovlen;
+	} else if (a->kind == IO_IOV) {
+		iovp = a->ptr;
+		n = a->cnt;
+	} else {
+		return 0;
+	}
+#pragma unroll
+	for (i = 0; i < AION_MAX_IOV; i++) {
+		if (i >= n || !left)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov))))
+			break;
+		segs[i].ptr = (__u64)iov.iov_base;
+		segs[i].len = iov.iov_len < left ? iov.iov_len : left;
+		left -= segs[i].len;
+		cnt++;
+	}
+	return cnt;
+}
+
+/* Copy the syscall bytes [skip, skip + room) into buf at dst. */
+static __always_inline __u32 copy_segs(__u8 *buf, __u32 dst, struct seg *segs, __u32 nsegs,
+				       __u64 skip)
+{
+	__u32 i, copied = 0;
+	__u64 n;
+
+#pragma unroll
+	for (i = 0; i < AION_MAX_IOV; i++) {
+		if (i >= nsegs || dst >= AION_WINDOW)
+			break;
+		if (skip >= segs[i].len) {
+			skip -= segs[i].len;
+			continue;
+		}
+		n = segs[i].len - skip;
+		if (n > AION_WINDOW - dst)
+			n = AION_WINDOW - dst;
+		if (n > AION_WINDOW)
+			n = AION_WINDOW;
+		if (bpf_probe_read_user(&buf[dst & (AION_WINDOW - 1)], n, (void *)(segs[i].ptr + skip)))
+			break;
+		dst += n;
+		copied += n;
+		skip = 0;
+	}
+	return copied;
+}
+
+/* A request started: queue it. */
+static __always_inline void on_request(struct conn *c, __u32 tgid, struct aion_http_mark *m,
+				       const __u8 *buf, __u32 len, __u64 start_ns)
+{
+	__u32 t = c->tail, off = m->path_off, pl;
+	struct aion_req *r;
+
+	if (t - c->head >= AION_QUEUE_DEPTH) {
+		count(AION_CNT_QUEUE_FULL);
+		return;
+	}
+	r = &c->q[t & (AION_QUEUE_DEPTH - 1)];
+	r->start_ns = start_ns;
+	r->method = m->method;
+	r->status = 0;
+	r->body = 0;
+	pl = off < len ? len - off : 0;
+	r->path_len = pl > AION_PATH_MAX ? AION_PATH_MAX : pl;
+	__builtin_memcpy(r->path, &buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
+	c->tail = t + 1;
+	active_add(tgid, c->lport, 1);
+}
+
+struct drain_ctx {
+	struct conn *c;
+	struct aion_http_scan *s;
+	__u64 now;
+	__u64 first_ns;
+	__u32 tgid;
+};
+
+/* bpf_loop callback: act on mark i of the scan. */
+static long drain_mark(__u32 i, void *ctx)
+{
+	struct drain_ctx *d = ctx;
+	struct conn *c = d->c;
+	struct aion_http_scan *s = d->s;
+	struct aion_http_mark *m;
+	__u32 h;
+
+	if (i >= s->nmarks || i >= AION_MAX_MARKS)
+		return 1;
+	m = &s->marks[i & (AION_MAX_MARKS - 1)];
+	if (s->request) {
+		if (m->kind == AION_MARK_START) {
+			on_request(c, d->tgid, m, s->buf, s->len, d->first_ns);
+			d->first_ns = d->now;
+		} else if (c->tail != c->head) {
+			c->q[(c->tail - 1) & (AION_QUEUE_DEPTH - 1)].body = m->body;
+		}
+	} else if (m->kind == AION_MARK_START) {
+		if (c->tail != c->head)
+			c->q[c->head & (AION_QUEUE_DEPTH - 1)].status = m->status;
+	} else if (claim_head(c, &h)) {
+		emit_http(c, d->tgid, h, AION_ERR_NONE, m->status, m->body, d->now);
+	}
+	return 0;
+}
+
+#define AION_ROUNDS 8 /* scans per syscall: windows, or drains of full marks */
+
+struct round_ctx {
+	struct drain_ctx d;
+	struct work *w;
+};
+
+/* bpf_loop callback: scan the window, act on the marks, load the next
+ * window when the framing needs bytes past this one. */
+static long scan_round(__u32 i, void *ctx)
+{
+	struct round_ctx *r = ctx;
+	struct aion_http_scan *s = r->d.s;
+	struct conn *c = r->d.c;
+	struct work *w = r->w;
+
+	s->head_req = c->tail != c->head &&
+		      c->q[c->head & (AION_QUEUE_DEPTH - 1)].method == AION_METHOD_HEAD;
+	s->garbage = 0;
+	s->partial = 0;
+	aion_http_scan(s);
+	bpf_loop(AION_MAX_MARKS, drain_mark, &r->d, 0);
+	if (s->full)
+		return 0;
+	if (s->garbage || s->partial || s->pos >= s->total || s->pos < s->len)
+		return 1;
+	w->base += s->pos;
+	if (w->base < w->carry)
+		return 1;
+	s->total -= s->pos;
+	s->pos = 0;
+	s->len = copy_segs(s->buf, 0, w->segs, w->nsegs, w->base - w->carry);
+	return s->len ? 0 : 1;
+}
+
+static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args *a, long ret)
+{
+	struct round_ctx r = {};
+	struct aion_http_scan *s;
+	struct work *w;
+	__u32 zero = 0, carry;
+	__u64 now = bpf_ktime_get_ns();
+	__u8 dir = a->write ? 1 : 0;
+
+	/* The side that reads requests is the server; a connection adopted
+	 * mid-flight learns its role from the first request it sees. */
+	if (c->role == AION_ROLE_UNKNOWN) {
+		if (dir == 1)
+			return; /* wait for a request to be read */
+		c->role = AION_ROLE_SERVER;
+	}
+	if (c->role != AION_ROLE_SERVER)
+		return;
+	w = bpf_map_lookup_elem(&scratch, &zero);
+	if (!w)
+		return;
+	s = &w->s;
+	w->nsegs = a->kind != IO_SENDFILE ? load_segs(a, ret, w->segs) : 0;
+	w->base = 0;
+
+	carry = c->carry_len[dir & 1];
+	if (carry > AION_CARRY)
+		carry = AION_CARRY;
+	if (carry)
+		__builtin_memcpy(s->buf, c->carry[dir & 1], AION_CARRY);
+	w->carry = carry;
+	r.w = w;
+	r.d.c = c;
+	r.d.s = s;
+	r.d.now = now;
+	r.d.tgid = tgid;
+	r.d.first_ns = carry ? c->carry_ns[dir & 1] : now;
+
+	s->request = dir == 0;
+	s->f = c->fr[dir & 1];
+	s->len = carry + copy_segs(s->buf, carry, w->segs, w->nsegs, 0);
+	s->total = carry + ret;
+	s->pos = 0;
+	bpf_loop(AION_ROUNDS, scan_round, &r, 0);
+
+	if (s->garbage)
+		count(AION_CNT_PARSE_GIVEUP);
+	if (s->partial && s->pos < s->len && s->len - s->pos < AION_CARRY) {
+		/* An incomplete start line: keep it, with its first byte's time. */
+		__u32 p = s->pos;
+
+		__builtin_memcpy(c->carry[dir & 1], &s->buf[p & (AION_WINDOW - 1)], AION_CARRY);
+		c->carry_ns[dir & 1] = r.d.first_ns;
+		c->carry_len[dir & 1] = s->len - p;
+	} else {
+		c->carry_len[dir & 1] = 0;
+	}
+	c->fr[dir & 1] = s->f;
+}
+
+static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sys_args *ap, a;
+	struct conn_key k;
+	struct conn *c;
+	long ret = ctx->ret;
+	__u32 svc;
+
+	ap = bpf_map_lookup_elem(&inflight, &id);
+	if (!ap)
+		return 0;
+	a = *ap;
+	bpf_map_delete_elem(&inflight, &id);
+	k.tgid = id >> 32;
+	k.fd = a.fd;
+
+	if (a.kind == IO_CONNECT) {
+		if (ret == 0 || ret == -EINPROGRESS) {
+			if (!is_target(k.tgid, &svc))
+				return 0;
+			conn_new(&k, AION_ROLE_CLIENT, svc);
+		}
+		return 0;
+	}
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (!c) {
+		if (ret <= 0 || !is_target(k.tgid, &svc))
+			return 0;
+		c = conn_new(&k, AION_ROLE_UNKNOWN, svc);
+		if (!c)
+			return 0;
+		count(AION_CNT_ADOPTED);
+	} else if (a.gen && c->gen != a.gen) {
+		return 0; /* the fd was closed and reused while we were inside */
+	}
+	if (ret <= 0) {
+		if (!a.write && (ret == 0 || ret == -ECONNRESET))
+			conn_abort(c, k.tgid, bpf_ktime_get_ns(), 0);
+		return 0;
+	}
+	on_data(c, k.tgid, &a, ret);
+	return 0;
+}
+
+#define EXIT(name)                                                         \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                         \
+	int aion_exit_##name(struct trace_event_raw_sys_exit *ctx)         \
+	{                                                                  \
+		return exit_io(ctx);                                       \
+	}
+
+EXIT(read)
+EXIT(recvfrom)
+EXIT(readv)
+EXIT(recvmsg)
+EXIT(write)
+EXIT(sendto)
+EXIT(writev)
+EXIT(sendmsg)
+EXIT(sendfile64)
+EXIT(connect)
+
+/* ---- connection lifecycle ---------------------------------------------- */
+
+static __always_inline int exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key k = { .tgid = id >> 32, .fd = ctx->ret };
+	__u32 svc;
+
+	if (ctx->ret < 0 || !is_target(k.tgid, &svc))
+		return 0;
+	bpf_map_delete_elem(&nonsock, &k);
+	conn_new(&k, AION_ROLE_SERVER, svc);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int aion_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_accept(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int aion_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_accept(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int aion_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key k = { .tgid = id >> 32, .fd = ctx->args[0] };
+	struct conn *c;
+	__u32 svc;
+
+	if (!is_target(k.tgid, &svc))
+		return 0;
+	bpf_map_delete_elem(&nonsock, &k);
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (!c)
+		return 0;
+	conn_abort(c, k.tgid, bpf_ktime_get_ns(), 1);
+	if (c->sk) {
+		__u64 skey = c->sk;
+
+		bpf_map_delete_elem(&socks, &skey);
+	}
+	bpf_map_delete_elem(&conns, &k);
+	return 0;
+}
+
+/* The peer closed or reset: requests still waiting for a response fail now,
+ * not when the server gets round to writing. Runs in any task's context. */
+SEC("tracepoint/sock/inet_sock_set_state")
+int aion_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 skey = (__u64)ctx->skaddr;
+	struct conn_key *kp, k;
+	struct conn *c;
+
+	if (ctx->protocol != IPPROTO_TCP || ctx->oldstate != 1 /* ESTABLISHED */)
+		return 0;
+	if (ctx->newstate != 8 /* CLOSE_WAIT */ && ctx->newstate != 7 /* CLOSE */)
+		return 0;
+	kp = bpf_map_lookup_elem(&socks, &skey);
+	if (!kp)
+		return 0;
+	k = *kp;
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (!c || c->sk != skey)
+		return 0;
+	conn_abort(c, k.tgid, bpf_ktime_get_ns(), 0);
+	return 0;
+}
+
+#include "process.bpf.h"

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* The connection table: fd -> socket resolution, the request queue, and
+ * completion of requests into the ring buffer. */
+#ifndef AION_CONN_BPF_H
+#define AION_CONN_BPF_H
+
+#define AF_INET      2
+#define AF_INET6     10
+#define SOCK_STREAM  1
+#define IPPROTO_TCP  6
+#define S_IFMT       00170000
+#define S_IFSOCK     0140000
+
+const volatile __u32 self_tgid = 0;
+
+static __always_inline int is_target(__u32 tgid, __u32 *svc)
+{
+	struct aion_target *t;
+
+	if (tgid == self_tgid)
+		return 0;
+	t = target_of(tgid);
+	if (t) {
+		*svc = t->service_id;
+		return 1;
+	}
+	*svc = 0;
+	return trace_all;
+}
+
+/* The struct sock behind fd of the current task, or NULL when fd is not a
+ * socket. Reads the task's fd table as DESIGN.md describes. */
+static __always_inline struct sock *fd_to_sock(__u32 fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt;
+	struct file **fds;
+	struct file *f = NULL;
+	struct socket *sock;
+	unsigned int max;
+	umode_t mode;
+
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	max = BPF_CORE_READ(fdt, max_fds);
+	if (fd >= max)
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* Create the table entry for fd: a TCP connection, or a cached "not
+ * traced" verdict. Returns the entry for a TCP connection, else NULL. */
+static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role, __u32 svc)
+{
+	struct sock *sk = fd_to_sock(k->fd);
+	struct conn *c;
+	__u16 family, type, proto;
+	__u8 one = 1;
+	__u32 zero = 0;
+	struct work *sc;
+
+	if (!sk) {
+		bpf_map_update_elem(&nonsock, k, &one, BPF_ANY);
+		return NULL;
+	}
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	type = BPF_CORE_READ(sk, sk_type);
+	proto = BPF_CORE_READ(sk, sk_protocol);
+	if ((family != AF_INET && family != AF_INET6) || type != SOCK_STREAM ||
+	    proto != IPPROTO_TCP) {
+		bpf_map_update_elem(&nonsock, k, &one, BPF_ANY);
+		return NULL;
+	}
+	/* A zeroed connection is built in scratch (too big for the stack). */
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return NULL;
+	__builtin_memset(sc->s.buf, 0, sizeof(struct conn));
+	c = (struct conn *)sc->s.buf;
+	c->gen = __sync_fetch_and_add(&gen_counter, 1) + 1;
+	c->sk = (__u64)sk;
+	c->svc = svc;
+	c->kind = CK_TCP;
+	c->role = role;
+	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (bpf_map_update_elem(&conns, k, c, BPF_ANY)) {
+		count(AION_CNT_CONN_TABLE_FULL);
+		return NULL;
+	}
+	if (role != AION_ROLE_CLIENT) {
+		__u64 skey = (__u64)sk;
+
+		bpf_map_update_elem(&socks, &skey, k, BPF_ANY);
+	}
+	return bpf_map_lookup_elem(&conns, k);
+}
+
+static __always_inline void active_add(__u32 tgid, __u16 port, __s64 d)
+{
+	struct aion_active_key ak = { .tgid = tgid, .port = port };
+	__s64 *v = bpf_map_lookup_elem(&active, &ak);
+
+	if (!v) {
+		__s64 zero = 0;
+
+		bpf_map_update_elem(&active, &ak, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&active, &ak);
+		if (!v)
+			return;
+	}
+	__sync_fetch_and_add(v, d);
+}
+
+static __always_inline __u64 rb_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+		       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+/* Report request h of c as completed; the caller has claimed it. */
+static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 err,
+				      __u16 status, __u64 resp_body, __u64 now)
+{
+	struct aion_req *r = &c->q[h & (AION_QUEUE_DEPTH - 1)];
+	struct aion_http_event *e;
+
+	active_add(tgid, c->lport, -1);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(AION_CNT_EVENTS_LOST);
+		return;
+	}
+	e->kind = AION_EV_HTTP;
+	e->role = c->role;
+	e->method = r->method;
+	e->error = err;
+	e->status = status;
+	e->server_port = c->role == AION_ROLE_CLIENT ? c->rport : c->lport;
+	e->tgid = tgid;
+	e->service_id = c->svc;
+	e->start_ns = r->start_ns;
+	e->end_ns = now;
+	e->req_body = r->body;
+	e->resp_body = resp_body;
+	e->path_len = r->path_len;
+	__builtin_memcpy(e->path, r->path, AION_PATH_MAX);
+	bpf_ringbuf_submit(e, rb_flags());
+}
+
+/* Claim the oldest request in flight; false when there is none or another
+ * CPU (a socket state change) claimed it first. */
+static __always_inline int claim_head(struct conn *c, __u32 *h)
+{
+	__u32 cur = c->head;
+
+	if (cur == c->tail)
+		return 0;
+	if (__sync_val_compare_and_swap(&c->head, cur, cur + 1) != cur)
+		return 0;
+	*h = cur;
+	return 1;
+}
+
+/* The peer went away: every request still waiting ends as an error now.
+ * A response that was being sent until close ends successfully. */
+static __always_inline void conn_abort(struct conn *c, __u32 tgid, __u64 now, int closing)
+{
+	__u32 h, i;
+
+	if (c->role != AION_ROLE_SERVER)
+		return;
+	if (closing && c->fr[1].state == AION_HF_UNTIL_CLOSE && c->fr[1].open) {
+		c->fr[1].open = 0;
+		if (claim_head(c, &h))
+			emit_http(c, tgid, h, AION_ERR_NONE, c->fr[1].status, 0, now);
+	}
+	for (i = 0; i < AION_QUEUE_DEPTH; i++) {
+		if (!claim_head(c, &h))
+			break;
+		emit_http(c, tgid, h, AION_ERR_CONN_CLOSED, 0, 0, now);
+	}
+}
+
+#endif /* AION_CONN_BPF_H */

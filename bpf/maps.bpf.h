@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/* Maps and small helpers shared by every attach family of aion.bpf.c. */
+#ifndef AION_MAPS_BPF_H
+#define AION_MAPS_BPF_H
+
+/* Settings from the agent (rodata, set before load). */
+const volatile bool trace_all = false;
+const volatile __u32 wakeup_bytes = 512 * 1024;
+
+/* Bumped on every accept/connect/close that creates or ends a connection. */
+__u64 gen_counter = 0;
+
+struct conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+enum conn_kind {
+	CK_TCP = 1,   /* TCP over IPv4/IPv6: traced */
+	CK_OTHER = 2, /* another socket: not traced (yet) */
+};
+
+struct aion_req {
+	__u64 start_ns;  /* first byte of the request read */
+	__u64 body;      /* request body bytes */
+	__u8  method;
+	__u8  path_len;
+	__u16 status;    /* response status once its start line was written */
+	__u32 pad;
+	char  path[AION_PATH_MAX];
+};
+
+struct conn {
+	__u64 gen;
+	__u64 sk;
+	__u32 head;        /* oldest request in flight (free-running) */
+	__u32 tail;        /* next free slot (free-running) */
+	__u32 svc;         /* service id of the owning process */
+	__u16 lport;
+	__u16 rport;
+	__u8  kind;        /* enum conn_kind */
+	__u8  role;        /* enum aion_role */
+	__u8  carry_len[2];
+	__u32 pad;
+	__u64 carry_ns[2];
+	struct aion_http_frame fr[2]; /* 0: bytes read, 1: bytes written */
+	__u8  carry[2][AION_CARRY];
+	struct aion_req q[AION_QUEUE_DEPTH];
+};
+
+/* Arguments of a syscall in flight, saved at enter for its exit. */
+enum io_kind {
+	IO_PLAIN = 1, /* read/write/recvfrom/sendto: (buf, count) */
+	IO_IOV,       /* readv/writev: (iov, iovcnt) */
+	IO_MSG,       /* recvmsg/sendmsg: (msghdr) */
+	IO_SENDFILE,  /* sendfile: no bytes to look at */
+	IO_CONNECT,
+};
+
+struct sys_args {
+	__u64 ptr;
+	__u64 cnt;
+	__u64 gen;
+	__u32 fd;
+	__u8  kind;   /* enum io_kind */
+	__u8  write;
+	__u16 pad;
+};
+
+struct seg {
+	__u64 ptr;
+	__u64 len;
+};
+
+/* Per-CPU work area of the data path. It lives in a map, not on the stack,
+ * so that the verifier does not track its values precisely across
+ * bpf_loop() iterations (which would keep it from converging). */
+struct work {
+	struct aion_http_scan s;
+	struct seg segs[AION_MAX_IOV];
+	__u64 base;   /* syscall offset of the window start, carry included */
+	__u32 nsegs;
+	__u32 carry;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct aion_target);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct aion_exe_key);
+	__type(value, __u32);
+} exes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+/* fds known not to be TCP sockets: one lookup and out on the next I/O. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, __u8);
+} nonsock SEC(".maps");
+
+/* struct sock * -> connection, for socket state changes seen out of context. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct conn_key);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sys_args);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aion_active_key);
+	__type(value, __s64);
+} active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct work);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AION_CNT__COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} proc_events SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct aion_target *target_of(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&targets, &tgid);
+}
+
+#endif /* AION_MAPS_BPF_H */

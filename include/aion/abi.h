@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/* What crosses the kernel/agent boundary: constants, enums and records.
+ * Included by the BPF programs (after vmlinux.h) and by the agent (after
+ * <linux/types.h>). Plain __u* types only. */
+#ifndef AION_ABI_H
+#define AION_ABI_H
+
+#define AION_PATH_MAX      64   /* first bytes of the request target kept */
+#define AION_QUEUE_DEPTH   8    /* pipelined requests in flight per connection */
+#define AION_WINDOW        1024 /* bytes of one syscall buffer that are parsed */
+#define AION_MAX_IOV       4    /* iovecs of readv/writev/sendmsg that are read */
+
+enum aion_http_method {
+	AION_METHOD_UNKNOWN = 0,
+	AION_METHOD_GET,
+	AION_METHOD_HEAD,
+	AION_METHOD_POST,
+	AION_METHOD_PUT,
+	AION_METHOD_DELETE,
+	AION_METHOD_CONNECT,
+	AION_METHOD_OPTIONS,
+	AION_METHOD_TRACE,
+	AION_METHOD_PATCH,
+	AION_METHOD__COUNT,
+};
+
+enum aion_role {
+	AION_ROLE_UNKNOWN = 0,
+	AION_ROLE_SERVER  = 1, /* accepted, or first saw a request being read */
+	AION_ROLE_CLIENT  = 2, /* connected, or first saw a request being written */
+};
+
+enum aion_err {
+	AION_ERR_NONE = 0,
+	AION_ERR_CONN_CLOSED = 1, /* closed or reset with the request in flight */
+};
+
+enum aion_event_kind {
+	AION_EV_HTTP = 1,      /* struct aion_http_event */
+	AION_EV_PROC_EXEC = 2, /* struct aion_proc_event: exec of a traced process */
+	AION_EV_PROC_EXIT = 3, /* struct aion_proc_event: a traced process exited */
+	AION_EV_PROC_FORK = 4, /* struct aion_proc_event: a traced process forked */
+};
+
+/* One completed (or aborted) HTTP request. */
+struct aion_http_event {
+	__u8  kind;        /* AION_EV_HTTP */
+	__u8  role;        /* enum aion_role */
+	__u8  method;      /* enum aion_http_method */
+	__u8  error;       /* enum aion_err */
+	__u16 status;      /* response status, 0 when none */
+	__u16 server_port; /* host order */
+	__u32 tgid;
+	__u32 service_id;  /* from the target map; 0 = derive from the executable */
+	__u64 start_ns;    /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 end_ns;
+	__u64 req_body;    /* request body bytes (Content-Length), 0 when none */
+	__u64 resp_body;   /* response body bytes (Content-Length), 0 when none */
+	__u8  path_len;    /* bytes valid in path */
+	__u8  pad[7];
+	char  path[AION_PATH_MAX]; /* request target as sent, may hold a query */
+};
+_Static_assert(sizeof(struct aion_http_event) == 120, "aion_http_event ABI");
+
+/* A process event for a traced process. */
+struct aion_proc_event {
+	__u8  kind;       /* AION_EV_PROC_* */
+	__u8  pad[3];
+	__u32 tgid;
+	__u32 ppid;       /* parent tgid for FORK */
+	__u32 service_id;
+};
+_Static_assert(sizeof(struct aion_proc_event) == 16, "aion_proc_event ABI");
+
+/* Value of the target map (key: tgid). */
+struct aion_target {
+	__u32 service_id;
+	__u32 flags;
+};
+_Static_assert(sizeof(struct aion_target) == 8, "aion_target ABI");
+
+/* Key of the exe map: executables selected by --exe, matched at exec. */
+struct aion_exe_key {
+	__u64 ino;
+	__u32 dev;  /* kernel encoding: major << 20 | minor */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct aion_exe_key) == 16, "aion_exe_key ABI");
+
+/* Key of the active-requests map: in-flight server requests per port. */
+struct aion_active_key {
+	__u32 tgid;
+	__u16 port;
+	__u16 pad;
+};
+_Static_assert(sizeof(struct aion_active_key) == 8, "aion_active_key ABI");
+
+/* Indices of the per-CPU counter array; the agent exports each one. */
+enum aion_counter {
+	AION_CNT_EVENTS_LOST = 0,   /* ring buffer reserve failed */
+	AION_CNT_CONN_TABLE_FULL,   /* connection map update failed */
+	AION_CNT_QUEUE_FULL,        /* pipelined request dropped: queue full */
+	AION_CNT_PARSE_GIVEUP,      /* bytes that could not be framed as HTTP */
+	AION_CNT_TARGET_TABLE_FULL, /* a forked target could not be added */
+	AION_CNT_ADOPTED,           /* connections adopted from the fd table */
+	AION_CNT__COUNT,
+};
+
+#endif /* AION_ABI_H */
