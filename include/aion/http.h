@@ -240,6 +240,22 @@ static __always_inline __s64 aion_http_decimal(const struct aion_http_scan *s, _
 	return digits ? v : -1;
 }
 
+/* Does the request target starting at p end inside the window? */
+static __always_inline int aion_http_target_end(const struct aion_http_scan *s, __u32 p)
+{
+	__u32 i;
+	__u8 c;
+
+	for (i = 0; i < AION_PATH_MAX; i++) {
+		if (p + i >= s->len)
+			return 0;
+		c = AION_B(s, p + i);
+		if (c == ' ' || c == '\r' || c == '\n')
+			return 1;
+	}
+	return 1;
+}
+
 static __always_inline void aion_http_mark(struct aion_http_scan *s, __u8 kind, __u8 method,
 					   __u16 status, __u32 path_off, __u64 body)
 {
@@ -311,6 +327,14 @@ static __always_inline long aion_http_step_start(struct aion_http_scan *s)
 		method = aion_http_method(s, p, &path_off);
 		if (method == AION_METHOD_UNKNOWN)
 			goto not_start;
+		/* The target must be whole (or AION_PATH_MAX long) before the
+		 * request is taken: a client that writes a byte at a time
+		 * has its start line carried until it is. */
+		if (s->total == s->len && path_off + AION_PATH_MAX > s->len &&
+		    !aion_http_target_end(s, path_off)) {
+			s->partial = 1;
+			return 1;
+		}
 		aion_http_mark(s, AION_MARK_START, method, 0, path_off, 0);
 		f->open = 1;
 		s->pos = path_off;

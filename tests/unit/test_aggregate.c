@@ -569,6 +569,7 @@ static void test_bad_opts(void **state UNUSED)
 	assert_null(aggregate__new(&o));
 }
 
+/* No response (status 0) renders as "0": a connection_closed error. */
 static void test_status_zero_and_nulls(void **state UNUSED)
 {
 	struct aggregate *a = aggregate__new(NULL);
@@ -579,7 +580,7 @@ static void test_status_zero_and_nulls(void **state UNUSED)
 	aggregate__http_server(a, &s);
 	render_parse(a, &p);
 	assert_true(value_of(&p, FAMILY "_count",
-			     G("s", "", "", "", "", "0", "connection_closed"),
+			     G("s", "", "0", "", "", "0", "connection_closed"),
 			     "") == 1);
 	parsed_free(&p);
 	aggregate__free(a);
