@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -34,6 +35,11 @@ struct svc {
 	char name[SVC_NAME];
 };
 
+struct port_name {
+	__u32 tgid;
+	char name[SVC_NAME];
+};
+
 struct events {
 	struct aion_bpf *skel;
 	struct aggregate *agg;
@@ -42,6 +48,9 @@ struct events {
 	pthread_mutex_t lock; /* svc table: the HTTP thread reads it */
 	struct svc *svc[SVC_BUCKETS];
 	unsigned long long handled;
+	struct aion_active_slot *active; /* the kernel's array, mapped */
+	size_t active_len;
+	struct port_name *ports[65536];  /* service seen last on each port */
 	unsigned ndead;
 	__u64 last_sweep_ns;
 };
@@ -184,7 +193,6 @@ static void sweep(struct events *ev)
 	pthread_mutex_lock(&ev->lock);
 	sweep_map(ev, bpf_map__fd(ev->skel->maps.conns), sizeof(__u64));
 	sweep_map(ev, bpf_map__fd(ev->skel->maps.nonsock), sizeof(__u64));
-	sweep_map(ev, bpf_map__fd(ev->skel->maps.active), sizeof(struct aion_active_key));
 	for (i = 0; i < SVC_BUCKETS; i++) {
 		for (pp = &ev->svc[i]; (s = *pp);) {
 			if (s->dead_ns && now - s->dead_ns >= DEAD_GRACE_NS) {
@@ -218,6 +226,14 @@ struct events *events__new(const struct events_opts *o)
 	err = ring_buffer__add(ev->rb, bpf_map__fd(o->skel->maps.proc_events), on_record, ev);
 	if (err)
 		goto fail;
+	ev->active_len = bpf_map__max_entries(o->skel->maps.active) * sizeof(struct aion_active_slot);
+	ev->active = mmap(NULL, ev->active_len, PROT_READ, MAP_SHARED,
+			  bpf_map__fd(o->skel->maps.active), 0);
+	if (ev->active == MAP_FAILED) {
+		ev->active = NULL;
+		err = -errno;
+		goto fail;
+	}
 	return ev;
 fail:
 	fprintf(stderr, "events: cannot set up the ring buffers: %s\n", strerror(-err));
@@ -234,6 +250,10 @@ void events__free(struct events *ev)
 	if (!ev)
 		return;
 	ring_buffer__free(ev->rb);
+	if (ev->active)
+		munmap(ev->active, ev->active_len);
+	for (i = 0; i < 65536; i++)
+		free(ev->ports[i]);
 	for (i = 0; i < SVC_BUCKETS; i++)
 		for (s = ev->svc[i]; s; s = n) {
 			n = s->next;
@@ -259,12 +279,6 @@ int events__poll(struct events *ev, int timeout_ms)
 	return 0;
 }
 
-struct active_row {
-	const char *service;
-	__u16 port;
-	long long value;
-};
-
 static __u64 counter_sum(int fd, __u32 idx)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -285,49 +299,37 @@ static __u64 counter_sum(int fd, __u32 idx)
 
 int events__render(struct events *ev, struct strbuf *out)
 {
-	int afd = bpf_map__fd(ev->skel->maps.active);
 	int cfd = bpf_map__fd(ev->skel->maps.counters);
-	struct aion_active_key key, next, *prev = NULL;
-	struct active_row *rows = NULL, *r;
-	size_t n = 0, cap = 0, i;
-	__s64 v;
+	struct port_name *pn;
+	unsigned port;
+	__u32 tgid;
+	__s64 n;
 
-	/* In-flight requests per (service, port), summed over processes. */
-	pthread_mutex_lock(&ev->lock);
-	while (bpf_map_get_next_key(afd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(afd, &key, &v))
-			continue;
-		const char *name = svc_name(ev, key.tgid, 0);
-		for (i = 0; i < n; i++)
-			if (rows[i].port == key.port && !strcmp(rows[i].service, name))
-				break;
-		if (i == n) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				r = realloc(rows, cap * sizeof(*rows));
-				if (!r)
-					break;
-				rows = r;
-			}
-			rows[n].service = name;
-			rows[n].port = key.port;
-			rows[n].value = 0;
-			n++;
-		}
-		rows[i].value += v;
-	}
+	/* In-flight requests per server port. A port shows up once a request
+	 * was started there and stays (series never disappear). */
 	strbuf__puts(out, "# HELP http_server_active_requests Requests read by a traced server and not yet answered.\n"
 			  "# TYPE http_server_active_requests gauge\n");
-	for (i = 0; i < n; i++) {
+	pthread_mutex_lock(&ev->lock);
+	for (port = 0; port < 65536; port++) {
+		tgid = __atomic_load_n(&ev->active[port].tgid, __ATOMIC_RELAXED);
+		if (!tgid)
+			continue;
+		n = __atomic_load_n(&ev->active[port].n, __ATOMIC_RELAXED);
+		pn = ev->ports[port];
+		if (!pn) {
+			pn = ev->ports[port] = calloc(1, sizeof(*pn));
+			if (!pn)
+				continue;
+		}
+		if (pn->tgid != tgid) {
+			pn->tgid = tgid;
+			snprintf(pn->name, sizeof(pn->name), "%s", svc_name(ev, tgid, 0));
+		}
 		strbuf__puts(out, "http_server_active_requests{service_name=\"");
-		strbuf__label_value(out, rows[i].service);
-		strbuf__printf(out, "\",server_port=\"%u\"} %lld\n", rows[i].port,
-			       rows[i].value > 0 ? rows[i].value : 0);
+		strbuf__label_value(out, pn->name);
+		strbuf__printf(out, "\",server_port=\"%u\"} %lld\n", port, n > 0 ? (long long)n : 0);
 	}
 	pthread_mutex_unlock(&ev->lock);
-	free(rows);
 
 	strbuf__printf(out,
 		"# HELP aion_agent_events_total Records read from the kernel's ring buffers.\n"

@@ -57,6 +57,19 @@ int loader__preflight(void)
 	return 0;
 }
 
+__u32 loader__bitmap_words(void)
+{
+	unsigned long pid_max = 4194304; /* PID_MAX_LIMIT on 64-bit */
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &pid_max) != 1 || pid_max == 0 || pid_max > 4194304)
+			pid_max = 4194304;
+		fclose(f);
+	}
+	return (__u32)((pid_max + 63) / 64);
+}
+
 struct aion_bpf *loader__start(const struct loader_opts *o)
 {
 	struct aion_bpf *skel;
@@ -73,6 +86,7 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 	}
 	skel->rodata->trace_all = o->trace_all;
 	skel->rodata->self_tgid = (__u32)getpid();
+	bpf_map__set_max_entries(skel->maps.target_bits, loader__bitmap_words());
 	if (o->max_connections) {
 		bpf_map__set_max_entries(skel->maps.conns, o->max_connections);
 		bpf_map__set_max_entries(skel->maps.socks, o->max_connections);

@@ -18,6 +18,8 @@ struct loader_opts {
 int loader__preflight(void);
 /* Open, size, load and attach. NULL + errno, after one line on stderr. */
 struct aion_bpf *loader__start(const struct loader_opts *o);
+/* Words of the target bitmap (one bit per possible pid). */
+__u32 loader__bitmap_words(void);
 /* Detach and free everything; accepts NULL. */
 void loader__stop(struct aion_bpf *skel);
 

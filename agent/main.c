@@ -294,9 +294,10 @@ int main(int argc, char **argv)
 		err = -errno;
 		goto cleanup;
 	}
-	tg = targets__new(bpf_map__fd(skel->maps.targets), bpf_map__fd(skel->maps.exes));
+	tg = targets__new(bpf_map__fd(skel->maps.targets), bpf_map__fd(skel->maps.target_bits),
+			  bpf_map__max_entries(skel->maps.target_bits), bpf_map__fd(skel->maps.exes));
 	if (!tg) {
-		err = -ENOMEM;
+		err = -errno;
 		goto cleanup;
 	}
 	svc = cfg.service_name ? 1 : 0;

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 
 #include "aion/abi.h"
@@ -12,21 +14,39 @@
 struct targets {
 	int targets_fd;
 	int exes_fd;
+	__u64 *bits;  /* the kernel's target_bits array, shared memory */
+	size_t bits_len;
+	__u32 nwords;
 };
 
-struct targets *targets__new(int targets_fd, int exes_fd)
+struct targets *targets__new(int targets_fd, int bits_fd, __u32 nwords, int exes_fd)
 {
 	struct targets *t = calloc(1, sizeof(*t));
+	long page = sysconf(_SC_PAGESIZE);
 
 	if (!t)
 		return NULL;
 	t->targets_fd = targets_fd;
 	t->exes_fd = exes_fd;
+	t->nwords = nwords;
+	t->bits_len = ((size_t)nwords * sizeof(__u64) + page - 1) / page * page;
+	t->bits = mmap(NULL, t->bits_len, PROT_READ | PROT_WRITE, MAP_SHARED, bits_fd, 0);
+	if (t->bits == MAP_FAILED) {
+		int err = -errno;
+
+		fprintf(stderr, "targets: cannot map the target bitmap: %s\n", strerror(-err));
+		free(t);
+		errno = -err;
+		return NULL;
+	}
 	return t;
 }
 
 void targets__free(struct targets *t)
 {
+	if (!t)
+		return;
+	munmap(t->bits, t->bits_len);
 	free(t);
 }
 
@@ -35,8 +55,12 @@ static int target_insert(struct targets *t, int pid, __u32 svc)
 	struct aion_target v = { .service_id = svc };
 	__u32 key = (__u32)pid;
 
+	if ((__u32)pid >> 6 >= t->nwords)
+		return -ERANGE;
 	if (bpf_map_update_elem(t->targets_fd, &key, &v, BPF_ANY))
 		return -errno;
+	/* The kernel sets and clears bits with atomics too (fork, exit). */
+	__atomic_fetch_or(&t->bits[key >> 6], 1ULL << (key & 63), __ATOMIC_SEQ_CST);
 	return 0;
 }
 

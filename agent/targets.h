@@ -9,7 +9,9 @@
 
 struct targets;
 
-struct targets *targets__new(int targets_fd, int exes_fd);
+/* targets_fd: tgid -> service (hash); bits_fd: one bit per tgid (mmapable
+ * array of nwords __u64); exes_fd: --exe device+inode set. */
+struct targets *targets__new(int targets_fd, int bits_fd, __u32 nwords, int exes_fd);
 void targets__free(struct targets *t);
 /* Trace pid and every descendant it has now (later forks are followed in
  * the kernel). 0 or -errno (-ESRCH: no such process). */

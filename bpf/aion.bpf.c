@@ -17,56 +17,32 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define ECONNRESET  104
 #define EINPROGRESS 115
 
-/* ---- syscall enter: remember the arguments for the exit ---------------- */
+/* ---- syscall arguments at exit ---------------------------------------- */
 
-static __always_inline int enter_io(__u32 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 write)
+/* The user registers saved at syscall entry still hold the arguments when
+ * the syscall returns, so the exit tracepoint alone is enough: no enter
+ * program, no per-thread map between the two. */
+#if defined(__TARGET_ARCH_x86)
+#define SYSCALL_ARG1(r) ((r)->di)
+#define SYSCALL_ARG2(r) ((r)->si)
+#define SYSCALL_ARG3(r) ((r)->dx)
+#elif defined(__TARGET_ARCH_arm64)
+#define SYSCALL_ARG1(r) ((r)->orig_x0)
+#define SYSCALL_ARG2(r) ((r)->regs[1])
+#define SYSCALL_ARG3(r) ((r)->regs[2])
+#else
+#error "aion: syscall argument registers are not defined for this architecture"
+#endif
+
+static __always_inline void syscall_args(struct sys_args *a, __u8 kind, __u8 write)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_key k = { .tgid = id >> 32, .fd = fd };
-	struct sys_args a = {};
-	struct conn *c;
-	__u32 svc;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
-	if (!is_target(k.tgid, &svc))
-		return 0;
-	if (bpf_map_lookup_elem(&nonsock, &k))
-		return 0;
-	c = bpf_map_lookup_elem(&conns, &k);
-	if (c) {
-		if (c->role == AION_ROLE_CLIENT)
-			return 0; /* client metrics are not collected yet */
-		a.gen = c->gen;
-	}
-	a.ptr = ptr;
-	a.cnt = cnt;
-	a.fd = fd;
-	a.kind = kind;
-	a.write = write;
-	bpf_map_update_elem(&inflight, &id, &a, BPF_ANY);
-	return 0;
-}
-
-#define ENTER(name, kind, write)                                                   \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
-	int aion_enter_##name(struct trace_event_raw_sys_enter *ctx)               \
-	{                                                                          \
-		return enter_io(ctx->args[0], ctx->args[1], ctx->args[2], kind, write); \
-	}
-
-ENTER(read, IO_PLAIN, 0)
-ENTER(recvfrom, IO_PLAIN, 0)
-ENTER(readv, IO_IOV, 0)
-ENTER(recvmsg, IO_MSG, 0)
-ENTER(write, IO_PLAIN, 1)
-ENTER(sendto, IO_PLAIN, 1)
-ENTER(writev, IO_IOV, 1)
-ENTER(sendmsg, IO_MSG, 1)
-ENTER(connect, IO_CONNECT, 1)
-
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int aion_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io(ctx->args[0], 0, 0, IO_SENDFILE, 1);
+	a->fd = SYSCALL_ARG1(regs);
+	a->ptr = SYSCALL_ARG2(regs);
+	a->cnt = SYSCALL_ARG3(regs);
+	a->kind = kind;
+	a->write = write;
 }
 
 /* ---- the data path ------------------------------------------------------ */
@@ -292,68 +268,71 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 	c->fr[dir & 1] = s->f;
 }
 
-static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx, __u8 kind, __u8 write)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct sys_args *ap, a;
+	struct sys_args a;
 	struct conn_key k;
 	struct conn *c;
 	long ret = ctx->ret;
-	__u32 svc;
 
-	ap = bpf_map_lookup_elem(&inflight, &id);
-	if (!ap)
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!is_target(k.tgid))
 		return 0;
-	a = *ap;
-	bpf_map_delete_elem(&inflight, &id);
-	k.tgid = id >> 32;
+	if (ret < 0 && ret != -ECONNRESET)
+		return 0; /* EAGAIN and friends: nothing moved */
+	syscall_args(&a, kind, write);
 	k.fd = a.fd;
-
-	if (a.kind == IO_CONNECT) {
-		if (ret == 0 || ret == -EINPROGRESS) {
-			if (!is_target(k.tgid, &svc))
-				return 0;
-			conn_new(&k, AION_ROLE_CLIENT, svc);
-		}
-		return 0;
-	}
 	c = bpf_map_lookup_elem(&conns, &k);
 	if (!c) {
-		if (ret <= 0 || !is_target(k.tgid, &svc))
+		if (ret <= 0 || bpf_map_lookup_elem(&nonsock, &k))
 			return 0;
-		c = conn_new(&k, AION_ROLE_UNKNOWN, svc);
+		c = conn_new(&k, AION_ROLE_UNKNOWN);
 		if (!c)
 			return 0;
 		count(AION_CNT_ADOPTED);
-	} else if (a.gen && c->gen != a.gen) {
-		return 0; /* the fd was closed and reused while we were inside */
 	}
 	if (ret <= 0) {
-		if (!a.write && (ret == 0 || ret == -ECONNRESET))
+		if (!write)
 			conn_abort(c, k.tgid, bpf_ktime_get_ns(), 0);
 		return 0;
 	}
+	if (c->role == AION_ROLE_CLIENT)
+		return 0; /* client metrics are not collected yet */
 	on_data(c, k.tgid, &a, ret);
 	return 0;
 }
 
-#define EXIT(name)                                                         \
+#define EXIT(name, kind, write)                                            \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                         \
 	int aion_exit_##name(struct trace_event_raw_sys_exit *ctx)         \
 	{                                                                  \
-		return exit_io(ctx);                                       \
+		return exit_io(ctx, kind, write);                          \
 	}
 
-EXIT(read)
-EXIT(recvfrom)
-EXIT(readv)
-EXIT(recvmsg)
-EXIT(write)
-EXIT(sendto)
-EXIT(writev)
-EXIT(sendmsg)
-EXIT(sendfile64)
-EXIT(connect)
+EXIT(read, IO_PLAIN, 0)
+EXIT(recvfrom, IO_PLAIN, 0)
+EXIT(readv, IO_IOV, 0)
+EXIT(recvmsg, IO_MSG, 0)
+EXIT(write, IO_PLAIN, 1)
+EXIT(sendto, IO_PLAIN, 1)
+EXIT(writev, IO_IOV, 1)
+EXIT(sendmsg, IO_MSG, 1)
+EXIT(sendfile64, IO_SENDFILE, 1)
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int aion_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct sys_args a;
+
+	if (!is_target(k.tgid) || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
+		return 0;
+	syscall_args(&a, 0, 1);
+	k.fd = a.fd;
+	bpf_map_delete_elem(&nonsock, &k);
+	conn_new(&k, AION_ROLE_CLIENT);
+	return 0;
+}
 
 /* ---- connection lifecycle ---------------------------------------------- */
 
@@ -361,12 +340,11 @@ static __always_inline int exit_accept(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key k = { .tgid = id >> 32, .fd = ctx->ret };
-	__u32 svc;
 
-	if (ctx->ret < 0 || !is_target(k.tgid, &svc))
+	if (ctx->ret < 0 || !is_target(k.tgid))
 		return 0;
 	bpf_map_delete_elem(&nonsock, &k);
-	conn_new(&k, AION_ROLE_SERVER, svc);
+	conn_new(&k, AION_ROLE_SERVER);
 	return 0;
 }
 
@@ -388,14 +366,14 @@ int aion_enter_close(struct trace_event_raw_sys_enter *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key k = { .tgid = id >> 32, .fd = ctx->args[0] };
 	struct conn *c;
-	__u32 svc;
 
-	if (!is_target(k.tgid, &svc))
+	if (!is_target(k.tgid))
 		return 0;
-	bpf_map_delete_elem(&nonsock, &k);
 	c = bpf_map_lookup_elem(&conns, &k);
-	if (!c)
+	if (!c) {
+		bpf_map_delete_elem(&nonsock, &k);
 		return 0;
+	}
 	conn_abort(c, k.tgid, bpf_ktime_get_ns(), 1);
 	if (c->sk) {
 		__u64 skey = c->sk;

@@ -13,19 +13,21 @@
 
 const volatile __u32 self_tgid = 0;
 
-static __always_inline int is_target(__u32 tgid, __u32 *svc)
+static __always_inline int is_target(__u32 tgid)
 {
-	struct aion_target *t;
+	__u64 *w;
 
-	if (tgid == self_tgid)
-		return 0;
-	t = target_of(tgid);
-	if (t) {
-		*svc = t->service_id;
-		return 1;
-	}
-	*svc = 0;
-	return trace_all;
+	if (trace_all)
+		return tgid != self_tgid;
+	w = target_word(tgid);
+	return w && ((*w >> (tgid & 63)) & 1);
+}
+
+static __always_inline __u32 service_of(__u32 tgid)
+{
+	struct aion_target *t = target_of(tgid);
+
+	return t ? t->service_id : 0;
 }
 
 /* The struct sock behind fd of the current task, or NULL when fd is not a
@@ -60,7 +62,7 @@ static __always_inline struct sock *fd_to_sock(__u32 fd)
 
 /* Create the table entry for fd: a TCP connection, or a cached "not
  * traced" verdict. Returns the entry for a TCP connection, else NULL. */
-static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role, __u32 svc)
+static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role)
 {
 	struct sock *sk = fd_to_sock(k->fd);
 	struct conn *c;
@@ -89,7 +91,7 @@ static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role, __u3
 	c = (struct conn *)sc->s.buf;
 	c->gen = __sync_fetch_and_add(&gen_counter, 1) + 1;
 	c->sk = (__u64)sk;
-	c->svc = svc;
+	c->svc = service_of(k->tgid);
 	c->kind = CK_TCP;
 	c->role = role;
 	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -108,18 +110,14 @@ static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role, __u3
 
 static __always_inline void active_add(__u32 tgid, __u16 port, __s64 d)
 {
-	struct aion_active_key ak = { .tgid = tgid, .port = port };
-	__s64 *v = bpf_map_lookup_elem(&active, &ak);
+	__u32 key = port;
+	struct aion_active_slot *v = bpf_map_lookup_elem(&active, &key);
 
-	if (!v) {
-		__s64 zero = 0;
-
-		bpf_map_update_elem(&active, &ak, &zero, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&active, &ak);
-		if (!v)
-			return;
-	}
-	__sync_fetch_and_add(v, d);
+	if (!v)
+		return;
+	__sync_fetch_and_add(&v->n, d);
+	if (d > 0)
+		v->tgid = tgid;
 }
 
 static __always_inline __u64 rb_flags(void)

@@ -7,7 +7,7 @@
 const volatile bool trace_all = false;
 const volatile __u32 wakeup_bytes = 512 * 1024;
 
-/* Bumped on every accept/connect/close that creates or ends a connection. */
+/* Bumped for every connection created: the generation of a table entry. */
 __u64 gen_counter = 0;
 
 struct conn_key {
@@ -48,19 +48,17 @@ struct conn {
 	struct aion_req q[AION_QUEUE_DEPTH];
 };
 
-/* Arguments of a syscall in flight, saved at enter for its exit. */
+/* How a syscall's bytes are found from its arguments. */
 enum io_kind {
-	IO_PLAIN = 1, /* read/write/recvfrom/sendto: (buf, count) */
-	IO_IOV,       /* readv/writev: (iov, iovcnt) */
-	IO_MSG,       /* recvmsg/sendmsg: (msghdr) */
-	IO_SENDFILE,  /* sendfile: no bytes to look at */
-	IO_CONNECT,
+	IO_PLAIN = 1, /* read/write/recvfrom/sendto: (fd, buf, count) */
+	IO_IOV,       /* readv/writev: (fd, iov, iovcnt) */
+	IO_MSG,       /* recvmsg/sendmsg: (fd, msghdr) */
+	IO_SENDFILE,  /* sendfile: (out_fd, ...): no bytes to look at */
 };
 
 struct sys_args {
 	__u64 ptr;
 	__u64 cnt;
-	__u64 gen;
 	__u32 fd;
 	__u8  kind;   /* enum io_kind */
 	__u8  write;
@@ -83,6 +81,18 @@ struct work {
 	__u32 carry;
 };
 
+/* One bit per tgid: the hot-path filter (an array lookup is inlined by the
+ * verifier into an address computation). The agent sizes it from pid_max
+ * and maps it to set bits without a syscall each. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, __u64);
+} target_bits SEC(".maps");
+
+/* Traced tgid -> service; read when a connection is created. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -120,18 +130,16 @@ struct {
 	__type(value, struct conn_key);
 } socks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct sys_args);
-} inflight SEC(".maps");
 
+/* In-flight server requests per port: an array so that the update on every
+ * request is an inlined address computation and an atomic add; the agent
+ * reads it through mmap at scrape time. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct aion_active_key);
-	__type(value, __s64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct aion_active_slot);
 } active SEC(".maps");
 
 struct {
@@ -169,6 +177,25 @@ static __always_inline void count(__u32 idx)
 static __always_inline struct aion_target *target_of(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&targets, &tgid);
+}
+
+static __always_inline __u64 *target_word(__u32 tgid)
+{
+	__u32 idx = tgid >> 6;
+
+	return bpf_map_lookup_elem(&target_bits, &idx);
+}
+
+static __always_inline void target_bit(__u32 tgid, int on)
+{
+	__u64 *w = target_word(tgid), bit = 1ULL << (tgid & 63);
+
+	if (!w)
+		return;
+	if (on)
+		__sync_fetch_and_or(w, bit);
+	else
+		__sync_fetch_and_and(w, ~bit);
 }
 
 #endif /* AION_MAPS_BPF_H */

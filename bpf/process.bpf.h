@@ -36,6 +36,7 @@ int BPF_PROG(aion_fork, struct task_struct *parent, struct task_struct *child)
 		count(AION_CNT_TARGET_TABLE_FULL);
 		return 0;
 	}
+	target_bit(ctgid, 1);
 	proc_notice(AION_EV_PROC_FORK, ctgid, ptgid, nt.service_id);
 	return 0;
 }
@@ -61,6 +62,7 @@ int BPF_PROG(aion_exec, struct task_struct *p, pid_t old_pid, struct linux_binpr
 		count(AION_CNT_TARGET_TABLE_FULL);
 		return 0;
 	}
+	target_bit(tgid, 1);
 	proc_notice(AION_EV_PROC_EXEC, tgid, 0, t.service_id);
 	return 0;
 }
@@ -73,8 +75,10 @@ int aion_exit(void *ctx)
 
 	if ((__u32)id != tgid)
 		return 0; /* a thread, not the process */
-	if (bpf_map_delete_elem(&targets, &tgid) == 0 || trace_all)
+	if (bpf_map_delete_elem(&targets, &tgid) == 0 || trace_all) {
+		target_bit(tgid, 0);
 		proc_notice(AION_EV_PROC_EXIT, tgid, 0, 0);
+	}
 	return 0;
 }
 

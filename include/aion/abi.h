@@ -87,13 +87,14 @@ struct aion_exe_key {
 };
 _Static_assert(sizeof(struct aion_exe_key) == 16, "aion_exe_key ABI");
 
-/* Key of the active-requests map: in-flight server requests per port. */
-struct aion_active_key {
+/* Slot of the active-requests array, indexed by server port: requests read
+ * and not yet answered, and the last process that started one there. */
+struct aion_active_slot {
+	__s64 n;
 	__u32 tgid;
-	__u16 port;
-	__u16 pad;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct aion_active_key) == 8, "aion_active_key ABI");
+_Static_assert(sizeof(struct aion_active_slot) == 16, "aion_active_slot ABI");
 
 /* Indices of the per-CPU counter array; the agent exports each one. */
 enum aion_counter {
