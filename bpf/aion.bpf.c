@@ -175,6 +175,22 @@ static long drain_mark(__u32 i, void *ctx)
 
 #define AION_ROUNDS 8 /* scans per syscall: windows, or drains of full marks */
 
+/* Bit i: the i-th request waiting for a response is a HEAD (no body). */
+static __always_inline __u8 head_mask(struct conn *c)
+{
+	__u32 i, h = c->head, n = c->tail - c->head;
+	__u8 m = 0;
+
+	AION_UNROLL
+	for (i = 0; i < AION_QUEUE_DEPTH; i++) {
+		if (i >= n)
+			break;
+		if (c->q[(h + i) & (AION_QUEUE_DEPTH - 1)].method == AION_METHOD_HEAD)
+			m |= 1 << i;
+	}
+	return m;
+}
+
 struct round_ctx {
 	struct drain_ctx d;
 	struct work *w;
@@ -189,16 +205,17 @@ static long scan_round(__u32 i, void *ctx)
 	struct conn *c = r->d.c;
 	struct work *w = r->w;
 
-	s->head_req = c->tail != c->head &&
-		      c->q[c->head & (AION_QUEUE_DEPTH - 1)].method == AION_METHOD_HEAD;
+	s->head_req = head_mask(c);
 	s->garbage = 0;
 	s->partial = 0;
 	aion_http_scan(s);
 	bpf_loop(AION_MAX_MARKS, drain_mark, &r->d, 0);
 	if (s->full)
 		return 0;
-	if (s->garbage || s->partial || s->pos >= s->total || s->pos < s->len)
+	if (s->garbage || s->partial || s->pos >= s->total)
 		return 1;
+	/* The framing needs bytes past where this window ended (or where the
+	 * steps ran out): load the next window from there. */
 	w->base += s->pos;
 	if (w->base < w->carry)
 		return 1;
@@ -244,7 +261,8 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 	r.d.s = s;
 	r.d.now = now;
 	r.d.tgid = tgid;
-	r.d.first_ns = carry ? c->carry_ns[dir & 1] : now;
+	/* Carried bytes of a start line date the request from their arrival. */
+	r.d.first_ns = carry && c->fr[dir & 1].state == AION_HF_START ? c->carry_ns[dir & 1] : now;
 
 	s->request = dir == 0;
 	s->f = c->fr[dir & 1];

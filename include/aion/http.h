@@ -29,6 +29,8 @@
 
 #include "abi.h"
 
+#define AION_HTTP_HEAD_MASK 1 /* head_req is a mask over pending requests */
+
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))
 #endif
@@ -49,6 +51,8 @@ enum aion_hf_state {
 	AION_HF_CHUNK_DATA,  /* skipping `left` bytes of chunk data + CRLF */
 	AION_HF_UNTIL_CLOSE, /* response body delimited by connection close */
 	AION_HF_OPAQUE,      /* lost the framing: resynchronise on a start line */
+	AION_HF_LINE,        /* at the start of a header line not examined yet */
+	AION_HF_TRAILER,     /* after the last chunk: expecting the final CRLF */
 };
 
 /* Per-direction framing state; lives in the connection table. */
@@ -86,7 +90,7 @@ struct aion_http_scan {
 	__u32 total;       /* bytes of the syscall from the window start (>= len) */
 	__u32 pos;         /* window offset the scan has reached */
 	__u8  request;     /* 1: parse requests, 0: parse responses */
-	__u8  head_req;    /* the response being parsed answers a HEAD request */
+	__u8  head_req;    /* bit i: the i-th response from pos answers a HEAD */
 	__u8  nmarks;
 	__u8  full;        /* stopped because marks are full */
 	__u8  garbage;     /* stopped on bytes that are not HTTP */
@@ -285,8 +289,11 @@ static __always_inline void aion_http_end(struct aion_http_scan *s)
 {
 	struct aion_http_frame *f = &s->f;
 
-	if (f->open)
+	if (f->open) {
 		aion_http_mark(s, AION_MARK_END, 0, f->status, 0, f->has_clen ? f->clen : 0);
+		if (!s->request)
+			s->head_req >>= 1; /* the next response answers the next request */
+	}
 	f->open = 0;
 	f->state = AION_HF_START;
 	f->interim = 0;
@@ -316,6 +323,38 @@ static __always_inline void aion_http_headers_done(struct aion_http_scan *s, __u
 	}
 }
 
+/* Are the bytes [p, len) a case-insensitive prefix of lit? */
+static __always_inline int aion_prefix_ci(const struct aion_http_scan *s, __u32 p,
+					  const char *lit, __u32 n)
+{
+	__u32 i;
+
+AION_UNROLL
+	for (i = 0; i < 18; i++) {
+		if (i >= n || p + i >= s->len)
+			break;
+		if ((AION_B(s, p + i) | 0x20) != (__u8)lit[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* The element that starts at p (a line) is cut by the end of the window:
+ * stop at p in state st. At the end of the syscall the caller carries the
+ * bytes (partial) when they are few enough, else it is parsed as it is (0);
+ * inside a larger syscall the caller loads the next window from p. */
+static __always_inline int aion_http_cut(struct aion_http_scan *s, __u32 p, __u8 st)
+{
+	if (s->total == s->len) {
+		if (s->len - p >= AION_CARRY)
+			return 0;
+		s->partial = 1;
+	}
+	s->pos = p;
+	s->f.state = st;
+	return 1;
+}
+
 static __always_inline long aion_http_step_start(struct aion_http_scan *s)
 {
 	struct aion_http_frame *f = &s->f;
@@ -338,11 +377,9 @@ static __always_inline long aion_http_step_start(struct aion_http_scan *s)
 		/* The target must be whole (or AION_PATH_MAX long) before the
 		 * request is taken: a client that writes a byte at a time
 		 * has its start line carried until it is. */
-		if (s->total == s->len && path_off + AION_PATH_MAX > s->len &&
-		    !aion_http_target_end(s, path_off)) {
-			s->partial = 1;
+		if (path_off + AION_PATH_MAX > s->len && !aion_http_target_end(s, path_off) &&
+		    aion_http_cut(s, p, AION_HF_START))
 			return 1;
-		}
 		aion_http_mark(s, AION_MARK_START, method, 0, path_off, 0);
 		f->open = 1;
 		s->pos = path_off;
@@ -352,7 +389,7 @@ static __always_inline long aion_http_step_start(struct aion_http_scan *s)
 			goto not_start;
 		f->status = status;
 		f->interim = status < 200;
-		f->no_body = status < 200 || status == 204 || status == 304 || s->head_req;
+		f->no_body = status < 200 || status == 204 || status == 304 || (s->head_req & 1);
 		if (!f->interim) {
 			aion_http_mark(s, AION_MARK_START, 0, status, 0, 0);
 			f->open = 1;
@@ -362,24 +399,56 @@ static __always_inline long aion_http_step_start(struct aion_http_scan *s)
 	f->state = AION_HF_HEADERS;
 	return 0;
 not_start:
-	/* Too short to tell, at the very end of the syscall: carry it. */
-	if (s->total == s->len && s->len - p < AION_CARRY && s->len - p < 13 &&
-	    aion_http_start_prefix(s, p)) {
-		s->partial = 1;
+	/* Too short to tell, at the end of the window: carry it at the end of
+	 * the syscall, else read on in the next window. */
+	if (s->len - p < 13 && aion_http_start_prefix(s, p) &&
+	    aion_http_cut(s, p, AION_HF_START))
 		return 1;
-	}
 	s->garbage = 1;
 	f->state = AION_HF_OPAQUE;
 	return 1;
+}
+
+/* Does the value after "name:" run into the end of the window? */
+static __always_inline int aion_http_value_cut(const struct aion_http_scan *s, __u32 p)
+{
+	__u32 i;
+	__u8 c;
+
+AION_UNROLL
+	for (i = 0; i < 20; i++) {
+		if (p >= s->len)
+			return 1;
+		c = AION_B(s, p);
+		if (c != ' ' && c != '\t' && (c < '0' || c > '9'))
+			return 0;
+		p++;
+	}
+	return 0;
 }
 
 /* Handle the line that starts at window offset ls (just after a '\n'). */
 static __always_inline long aion_http_step_line(struct aion_http_scan *s, __u32 ls)
 {
 	struct aion_http_frame *f = &s->f;
-	__u8 c = ls < s->len ? AION_B(s, ls) : 0;
+	__u8 c;
 	__s64 v;
 
+	if (ls >= s->len) {
+		/* The line starts with the next window or syscall. */
+		s->pos = ls;
+		f->state = AION_HF_LINE;
+		return 1;
+	}
+	c = AION_B(s, ls);
+	if (c == '\r' && ls + 1 >= s->len && aion_http_cut(s, ls, AION_HF_LINE))
+		return 1;
+	if ((c | 0x20) == 'c' && ls + 15 > s->len && aion_prefix_ci(s, ls, "content-length:", 15) &&
+	    aion_http_cut(s, ls, AION_HF_LINE))
+		return 1;
+	if ((c | 0x20) == 't' && ls + 18 > s->len && aion_prefix_ci(s, ls, "transfer-encoding:", 18) &&
+	    aion_http_cut(s, ls, AION_HF_LINE))
+		return 1;
 	if (c == '\r' && ls + 1 < s->len && AION_B(s, ls + 1) == '\n') {
 		aion_http_headers_done(s, ls + 2);
 		return 0;
@@ -390,6 +459,8 @@ static __always_inline long aion_http_step_line(struct aion_http_scan *s, __u32 
 	}
 	if ((c | 0x20) == 'c' && aion_lit_ci(s, ls, "content-length:", 15)) {
 		v = aion_http_decimal(s, ls + 15);
+		if (aion_http_value_cut(s, ls + 15) && aion_http_cut(s, ls, AION_HF_LINE))
+			return 1;
 		if (v >= 0) {
 			f->clen = (__u64)v;
 			f->has_clen = 1;
@@ -403,6 +474,9 @@ AION_UNROLL
 			if (q < s->len && (AION_B(s, q) == ' ' || AION_B(s, q) == '\t'))
 				q++;
 		}
+		if (q + 7 > s->len && aion_prefix_ci(s, q, "chunked", 7) &&
+		    aion_http_cut(s, ls, AION_HF_LINE))
+			return 1;
 		if (aion_lit_ci(s, q, "chunked", 7))
 			f->chunked = 1;
 	}
@@ -494,6 +568,10 @@ static __always_inline long aion_http_step_chunk_size(struct aion_http_scan *s)
 		digits++;
 		p++;
 	}
+	/* Hex digits, maybe a CR, then the end of the window: cut. */
+	if (digits && digits < 10 && (p >= s->len || (p + 1 == s->len && AION_B(s, p) == '\r')) &&
+	    aion_http_cut(s, s->pos, AION_HF_CHUNK_SIZE))
+		return 1;
 	if (!digits || p + 2 > s->len || AION_B(s, p) != '\r' || AION_B(s, p + 1) != '\n') {
 		f->state = AION_HF_OPAQUE;
 		s->garbage = 1;
@@ -502,14 +580,35 @@ static __always_inline long aion_http_step_chunk_size(struct aion_http_scan *s)
 	p += 2;
 	s->pos = p;
 	if (v == 0) {
-		/* Last chunk: an empty trailer section is one CRLF. */
-		if (p + 2 <= s->len && AION_B(s, p) == '\r' && AION_B(s, p + 1) == '\n')
-			s->pos = p + 2;
+		/* Last chunk: the message ends here; the empty trailer
+		 * section (one CRLF) may come with the next syscall. */
 		aion_http_end(s);
+		f->state = AION_HF_TRAILER;
 		return 0;
 	}
 	f->left = v + 2;
 	f->state = AION_HF_CHUNK_DATA;
+	return 0;
+}
+
+/* After the last chunk: consume the CRLF that ends the (empty) trailer
+ * section. Trailer fields are not expected: whatever else is the next
+ * message. */
+static __always_inline long aion_http_step_trailer(struct aion_http_scan *s)
+{
+	__u32 p = s->pos;
+	__u8 c;
+
+	if (p >= s->len)
+		return 1;
+	c = AION_B(s, p);
+	if (c == '\r' && p + 1 >= s->len && aion_http_cut(s, p, AION_HF_TRAILER))
+		return 1;
+	if (c == '\r' && p + 1 < s->len && AION_B(s, p + 1) == '\n')
+		s->pos = p + 2;
+	else if (c == '\n')
+		s->pos = p + 1;
+	s->f.state = AION_HF_START;
 	return 0;
 }
 
@@ -526,6 +625,11 @@ static long aion_http_step(__u32 i, void *ctx)
 		return aion_http_step_start(s);
 	case AION_HF_HEADERS:
 		return aion_http_step_headers(s);
+	case AION_HF_LINE:
+		s->f.state = AION_HF_HEADERS;
+		return aion_http_step_line(s, s->pos);
+	case AION_HF_TRAILER:
+		return aion_http_step_trailer(s);
 	case AION_HF_BODY:
 		if (aion_http_skip(s))
 			aion_http_end(s);

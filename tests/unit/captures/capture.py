@@ -356,6 +356,12 @@ NODE_SERVER = r'''
 const http = require('http');
 http.createServer((req, res) => {
   res.setHeader('Content-Type', 'text/plain');
+  if (req.url === '/big') {
+    // Chunks larger than the parser's window: chunk-size lines land inside.
+    for (let i = 0; i < 4; i++) res.write(String.fromCharCode(97 + i).repeat(700));
+    res.end();
+    return;
+  }
   res.write('hello ');
   res.write('from node, ');
   setTimeout(() => { res.write('written in pieces\n'); res.end(); }, 10);
@@ -379,6 +385,8 @@ def capture_node(tmp):
         wait_port(port)
         save("resp_node_chunked.bin", raw_exchange(port, [
             b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % port]))
+        save("resp_node_chunked_big.bin", raw_exchange(port, [
+            b"GET /big HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % port]))
     finally:
         os.killpg(p.pid, signal.SIGTERM)
         p.wait(timeout=10)
