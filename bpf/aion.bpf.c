@@ -50,9 +50,9 @@ static __always_inline void syscall_args(struct sys_args *a, __u8 kind, __u8 wri
 /* Resolve the syscall's bytes into at most AION_MAX_IOV segments. */
 static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg *segs)
 {
+	struct iovec iov[AION_MAX_IOV];
 	struct user_msghdr mh;
-	struct iovec iov;
-	__u64 iovp, n, left = ret;
+	__u64 iovp, n, left = ret, sz;
 	__u32 i, cnt = 0;
 
 	if (a->kind == IO_PLAIN) {
@@ -71,14 +71,16 @@ static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg 
 	} else {
 		return 0;
 	}
+	/* One copy for the iovecs that are looked at. */
+	sz = (n < AION_MAX_IOV ? n : AION_MAX_IOV) * sizeof(iov[0]);
+	if (!sz || sz > sizeof(iov) || bpf_probe_read_user(iov, sz, (void *)iovp))
+		return 0;
 #pragma unroll
 	for (i = 0; i < AION_MAX_IOV; i++) {
 		if (i >= n || !left)
 			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov))))
-			break;
-		segs[i].ptr = (__u64)iov.iov_base;
-		segs[i].len = iov.iov_len < left ? iov.iov_len : left;
+		segs[i].ptr = (__u64)iov[i].iov_base;
+		segs[i].len = iov[i].iov_len < left ? iov[i].iov_len : left;
 		left -= segs[i].len;
 		cnt++;
 	}
@@ -266,10 +268,14 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 
 	s->request = dir == 0;
 	s->f = c->fr[dir & 1];
-	s->len = carry + copy_segs(s->buf, carry, w->segs, w->nsegs, 0);
+	/* The first segment only: for a writev of headers + body the body is
+	 * skipped by its length, never looked at. A later round loads more
+	 * when the framing needs it. */
+	s->len = carry + copy_segs(s->buf, carry, w->segs, w->nsegs ? 1 : 0, 0);
 	s->total = carry + ret;
 	s->pos = 0;
-	bpf_loop(AION_ROUNDS, scan_round, &r, 0);
+	if (scan_round(0, &r) == 0)
+		bpf_loop(AION_ROUNDS - 1, scan_round, &r, 0);
 
 	if (s->garbage)
 		count(AION_CNT_PARSE_GIVEUP);

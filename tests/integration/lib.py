@@ -550,7 +550,7 @@ http {{
     keepalive_requests 100000;
     keepalive_timeout 30s;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port};{listen6}
         server_name localhost;
 {body}
     }}
@@ -559,7 +559,7 @@ http {{
 
 
 class Nginx:
-    def __init__(self, conf_body, files=None, port=None, start_timeout=10.0):
+    def __init__(self, conf_body, files=None, port=None, start_timeout=10.0, ipv6=False):
         if not os.access(NGINX, os.X_OK):
             fail("%s is not installed (package nginx-light)" % NGINX)
         self.tmp = mkdtemp("nginx")
@@ -576,6 +576,7 @@ class Nginx:
         self.conf = os.path.join(self.tmp, "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(NGINX_CONF.format(tmp=self.tmp, port=self.port,
+                                      listen6="\n        listen [::1]:%d;" % self.port if ipv6 else "",
                                       body=_indent(body.strip("\n"), "        ")))
         self._log = open(os.path.join(self.tmp, "stderr"), "wb")
         self.proc = spawn([NGINX, "-p", self.tmp + "/", "-c", self.conf, "-e", self.tmp + "/error.log"],
@@ -630,8 +631,11 @@ def _parents(top, d):
     return out
 
 
-def start_nginx(conf_body, files=None, port=None):
-    return Nginx(conf_body, files, port)
+def start_nginx(conf_body, files=None, port=None, ipv6=False):
+    """nginx (master + 2 workers) listening on 127.0.0.1:port (and [::1]:port
+    with ipv6=True); TMPDIR in conf_body is replaced by its temp dir; files
+    maps paths relative to that dir to contents."""
+    return Nginx(conf_body, files, port, ipv6=ipv6)
 
 
 class PyServer:
