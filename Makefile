@@ -5,6 +5,7 @@ BPFTOOL    ?= bpftool
 CC         ?= gcc
 ARCH       := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 LISTEN     ?= 0.0.0.0:9090
+MAKEFLAGS  += --no-print-directory
 
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Werror=unused-function \
