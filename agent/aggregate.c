@@ -31,6 +31,8 @@ struct istr {
 
 struct series {
 	struct istr *service, *method, *route, *scheme, *error_type;
+	char *labels;		/* the escaped label block, built once */
+	size_t labels_len;
 	unsigned status, port;
 	uint64_t count;
 	double sum;
@@ -63,7 +65,7 @@ struct aggregate {
 	struct series **series;	/* insertion order, for stable output */
 	size_t nseries, series_cap;
 	unsigned long long overflow;
-	struct strbuf labels;	/* scratch for render */
+	struct strbuf labels;	/* scratch for building label blocks */
 };
 
 /* FNV-1a, then a final avalanche so low bits are usable as an index. */
@@ -305,8 +307,10 @@ void aggregate__free(struct aggregate *a)
 
 	if (!a)
 		return;
-	for (i = 0; i < a->nseries; i++)
+	for (i = 0; i < a->nseries; i++) {
+		free(a->series[i]->labels);
 		free(a->series[i]);
+	}
 	free(a->series);
 	for (i = 0; i < a->routes.cap; i++)
 		free(a->routes.slots[i].p);
@@ -373,6 +377,23 @@ static const char *aggregate__admit_route(struct aggregate *a,
 	return route;
 }
 
+static int series__labels(struct strbuf *sb, const struct series *s)
+{
+	strbuf__puts(sb, "service_name=\"");
+	strbuf__label_value(sb, s->service->s);
+	strbuf__puts(sb, "\",http_request_method=\"");
+	strbuf__label_value(sb, s->method->s);
+	strbuf__puts(sb, "\",http_response_status_code=\"");
+	strbuf__printf(sb, "%u", s->status); /* 0: no response was sent */
+	strbuf__puts(sb, "\",http_route=\"");
+	strbuf__label_value(sb, s->route->s);
+	strbuf__puts(sb, "\",url_scheme=\"");
+	strbuf__label_value(sb, s->scheme->s);
+	strbuf__printf(sb, "\",server_port=\"%u\",error_type=\"", s->port);
+	strbuf__label_value(sb, s->error_type->s);
+	return strbuf__puts(sb, "\"");
+}
+
 static struct series *aggregate__add_series(struct aggregate *a,
 					    const struct series_key *k,
 					    uint64_t h)
@@ -400,13 +421,20 @@ static struct series *aggregate__add_series(struct aggregate *a,
 	s->port = k->port;
 	/* Interned strings that were created here stay in the pool: harmless,
 	 * and the next attempt finds them. */
-	if (!s->service || !s->method || !s->route || !s->scheme ||
-	    !s->error_type || htab__insert(&a->series_by_key, h, s)) {
-		free(s);
-		return NULL;
-	}
+	if (!s->service || !s->method || !s->route || !s->scheme || !s->error_type)
+		goto fail;
+	strbuf__reset(&a->labels);
+	if (series__labels(&a->labels, s))
+		goto fail;
+	s->labels = strbuf__detach(&a->labels, &s->labels_len);
+	if (!s->labels || htab__insert(&a->series_by_key, h, s))
+		goto fail;
 	a->series[a->nseries++] = s;
 	return s;
+fail:
+	free(s->labels);
+	free(s);
+	return NULL;
 }
 
 #define STR_OR_EMPTY(s) ((s) ? (s) : "")
@@ -462,60 +490,121 @@ out:
 	pthread_mutex_unlock(&a->lock);
 }
 
-static int series__labels(struct strbuf *sb, const struct series *s)
+/* Decimal digits of v at p; returns the length. */
+static size_t u64_dec(char *p, uint64_t v)
 {
-	strbuf__puts(sb, "service_name=\"");
-	strbuf__label_value(sb, s->service->s);
-	strbuf__puts(sb, "\",http_request_method=\"");
-	strbuf__label_value(sb, s->method->s);
-	strbuf__puts(sb, "\",http_response_status_code=\"");
-	strbuf__printf(sb, "%u", s->status); /* 0: no response was sent */
-	strbuf__puts(sb, "\",http_route=\"");
-	strbuf__label_value(sb, s->route->s);
-	strbuf__puts(sb, "\",url_scheme=\"");
-	strbuf__label_value(sb, s->scheme->s);
-	strbuf__printf(sb, "\",server_port=\"%u\",error_type=\"", s->port);
-	strbuf__label_value(sb, s->error_type->s);
-	return strbuf__puts(sb, "\"");
+	char tmp[24];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
 }
 
-static void series__render(const struct aggregate *a, const struct series *s,
-			   const char *labels, struct strbuf *out)
+/* One sample line: NAME{LABELS[,le="LE"]} VALUE\n, without printf. */
+static void line(struct strbuf *out, const char *name, size_t name_len, const struct series *s,
+		 const char *le, size_t le_len, const char *val, size_t val_len)
 {
-	char sum[40];
-	uint64_t cum = 0;
-	size_t i;
+	size_t need = name_len + s->labels_len + le_len + val_len + 16;
+	char *p;
+
+	if (strbuf__reserve(out, need))
+		return;
+	p = out->buf + out->len;
+	memcpy(p, name, name_len), p += name_len;
+	*p++ = '{';
+	memcpy(p, s->labels, s->labels_len), p += s->labels_len;
+	if (le) {
+		memcpy(p, ",le=\"", 5), p += 5;
+		memcpy(p, le, le_len), p += le_len;
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p++ = ' ';
+	memcpy(p, val, val_len), p += val_len;
+	*p++ = '\n';
+	out->len = (size_t)(p - out->buf);
+	out->buf[out->len] = '\0';
+}
+
+#define NAME_BUCKET HTTP_SERVER_DURATION "_bucket"
+#define NAME_SUM    HTTP_SERVER_DURATION "_sum"
+#define NAME_COUNT  HTTP_SERVER_DURATION "_count"
+
+/* counts: the series' buckets, then count; sum apart. */
+static void series__render(const struct aggregate *a, const struct series *s,
+			   const uint64_t *counts, double sum, struct strbuf *out)
+{
+	char val[40];
+	uint64_t cum = 0, count = counts[a->nb];
+	size_t i, n;
 
 	for (i = 0; i < a->nb; i++) {
-		cum += s->bucket[i];
-		strbuf__printf(out, HTTP_SERVER_DURATION "_bucket{%s,le=\"%s\"} %llu\n",
-			       labels, a->le[i], (unsigned long long)cum);
+		cum += counts[i];
+		n = u64_dec(val, cum);
+		line(out, NAME_BUCKET, sizeof(NAME_BUCKET) - 1, s, a->le[i], strlen(a->le[i]), val, n);
 	}
-	aggregate__format_float(sum, sizeof(sum), s->sum);
-	strbuf__printf(out, HTTP_SERVER_DURATION "_bucket{%s,le=\"+Inf\"} %llu\n"
-		       HTTP_SERVER_DURATION "_sum{%s} %s\n"
-		       HTTP_SERVER_DURATION "_count{%s} %llu\n",
-		       labels, (unsigned long long)s->count, labels, sum,
-		       labels, (unsigned long long)s->count);
+	n = u64_dec(val, count);
+	line(out, NAME_BUCKET, sizeof(NAME_BUCKET) - 1, s, "+Inf", 4, val, n);
+	aggregate__format_float(val, sizeof(val), sum);
+	line(out, NAME_SUM, sizeof(NAME_SUM) - 1, s, NULL, 0, val, strlen(val));
+	n = u64_dec(val, count);
+	line(out, NAME_COUNT, sizeof(NAME_COUNT) - 1, s, NULL, 0, val, n);
 }
 
+/* The lock is held only to copy the counters: rendering a large set takes
+ * long enough that holding it would stall the ring-buffer consumer. Series
+ * are never freed, so their pointers stay valid outside the lock. */
 int aggregate__render(struct aggregate *a, struct strbuf *out)
 {
-	size_t i;
+	struct series **ser = NULL;
+	unsigned long long overflow;
+	uint64_t *counts = NULL;
+	double *sums = NULL;
+	size_t i, n, nb, stride;
 	int err = 0;
 
 	pthread_mutex_lock(&a->lock);
-	strbuf__puts(out,
-		"# HELP " HTTP_SERVER_DURATION " Duration of HTTP server requests.\n"
-		"# TYPE " HTTP_SERVER_DURATION " histogram\n");
-	for (i = 0; i < a->nseries; i++) {
-		strbuf__reset(&a->labels);
-		if (series__labels(&a->labels, a->series[i])) {
+	n = a->nseries;
+	nb = a->nb;
+	stride = nb + 1;
+	overflow = a->overflow;
+	if (n) {
+		ser = malloc(n * sizeof(*ser));
+		counts = malloc(n * stride * sizeof(*counts));
+		sums = malloc(n * sizeof(*sums));
+		if (!ser || !counts || !sums) {
+			pthread_mutex_unlock(&a->lock);
 			err = -ENOMEM;
 			goto out;
 		}
-		series__render(a, a->series[i], a->labels.buf, out);
+		for (i = 0; i < n; i++) {
+			ser[i] = a->series[i];
+			memcpy(&counts[i * stride], ser[i]->bucket, nb * sizeof(*counts));
+			counts[i * stride + nb] = ser[i]->count;
+			sums[i] = ser[i]->sum;
+		}
 	}
+	pthread_mutex_unlock(&a->lock);
+
+	/* One allocation for the whole body: growing by doubling would copy
+	 * it several times over. */
+	if (n) {
+		size_t est = 0;
+
+		for (i = 0; i < n; i++)
+			est += (stride + 2) * (ser[i]->labels_len + sizeof(NAME_BUCKET) + 48);
+		strbuf__reserve(out, est);
+	}
+	strbuf__puts(out,
+		"# HELP " HTTP_SERVER_DURATION " Duration of HTTP server requests.\n"
+		"# TYPE " HTTP_SERVER_DURATION " histogram\n");
+	for (i = 0; i < n; i++)
+		series__render(a, ser[i], &counts[i * stride], sums[i], out);
 	strbuf__printf(out,
 		"# HELP aion_agent_series_overflow_total Samples sent to an overflow series because a series budget was exhausted.\n"
 		"# TYPE aion_agent_series_overflow_total counter\n"
@@ -523,9 +612,11 @@ int aggregate__render(struct aggregate *a, struct strbuf *out)
 		"# HELP aion_agent_series Label sets held by the aggregator.\n"
 		"# TYPE aion_agent_series gauge\n"
 		"aion_agent_series %zu\n",
-		a->overflow, a->nseries);
+		overflow, n);
 out:
-	pthread_mutex_unlock(&a->lock);
+	free(ser);
+	free(counts);
+	free(sums);
 	return err ? err : out->oom ? -ENOMEM : 0;
 }
 

@@ -208,7 +208,7 @@ static void *gzip__compress(const char *buf, size_t len, size_t *out_len)
 		return NULL;
 	memset(&zs, 0, sizeof(zs));
 	/* 15 + 16: 32 KiB window with the gzip header and trailer. */
-	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+	if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
 			 Z_DEFAULT_STRATEGY) != Z_OK)
 		return NULL;
 	bound = deflateBound(&zs, len);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,6 +257,12 @@ int main(int argc, char **argv)
 		return 1;
 	if (loader__preflight())
 		return 1;
+
+	/* A scrape builds a large body and frees it: keep such buffers in
+	 * their own mappings so that the memory goes back to the system
+	 * (glibc would otherwise raise its threshold and keep them). */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
