@@ -12,7 +12,7 @@ CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Werror=unu
               -D_GNU_SOURCE -Iinclude -Iagent -I$(BUILD) -MMD -MP
 LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
-              -Iinclude -I$(BUILD) -MMD -MP
+              -Iinclude -I$(BUILD) -MMD -MP $(BPF_EXTRA)
 
 # Agent modules that do not need the BPF skeleton: unit-tested on the host.
 LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c
@@ -23,7 +23,7 @@ AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit integration clean
+.PHONY: all deps bench-deps run test unit integration bench clean
 all: $(BUILD)/aion-agent
 
 # Debian 12 packages for building, testing and the real servers the tests use.
@@ -32,6 +32,13 @@ DEPS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool libcmocka-dev libmic
 deps:
 	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) >/dev/null; \
+	fi
+
+# The benchmark also needs Go (a net/http server is one of its workloads).
+BENCH_DEPS := golang-go
+bench-deps: deps
+	@if ! dpkg -s $(BENCH_DEPS) >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_DEPS) >/dev/null; \
 	fi
 
 $(BUILD) $(BUILD)/agent $(BUILD)/tests:
@@ -74,6 +81,13 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
+
+# Overhead benchmark (tests/bench/README.md): ~11 minutes; BENCH_ARGS=--quick for ~3.
+include tests/bench/Makefile.inc
+bench: bench-deps
+	$(MAKE) all
+	$(MAKE) bench-tools
+	/usr/bin/python3 tests/bench/bench.py --agent $(BUILD)/aion-agent --build $(BUILD) $(BENCH_ARGS)
 
 # Run the agent on every process of the host, metrics on $(LISTEN).
 run: deps

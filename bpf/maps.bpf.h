@@ -5,7 +5,7 @@
 
 /* Settings from the agent (rodata, set before load). */
 const volatile bool trace_all = false;
-const volatile __u32 wakeup_bytes = 512 * 1024;
+const volatile __u32 wakeup_bytes = 256 * 1024;
 
 /* Bumped for every connection created: the generation of a table entry. */
 __u64 gen_counter = 0;
@@ -158,7 +158,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
+	__uint(max_entries, 4 * 1024 * 1024);
 } events SEC(".maps");
 
 struct {

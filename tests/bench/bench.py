@@ -1,0 +1,1048 @@
+#!/usr/bin/python3
+"""aion benchmark suite (Python 3 stdlib; run as root on loopback).
+
+    /usr/bin/python3 tests/bench/bench.py [--quick] [--rounds N] [--seconds S] ...
+
+Workloads (each as interleaved rounds baseline, floor, agent, baseline, ...;
+the figures are medians of per-round ratios, so drift of the machine cancels):
+
+  nginx-tiny   nginx, worker_processes 1, `return 200 "ok\\n"`, keep-alive, wrk
+  nginx-20k    nginx, worker_processes 1, a 20 KB static file, sendfile on
+  go-nethttp   Go net/http server (GOMAXPROCS=1), "ok\\n"
+
+  baseline: no BPF program attached; floor: build/bench/aion-floor (empty
+  programs on exactly the agent's tracepoints); agent: build/aion-agent --exe
+  <server binary>. The floor and the agent are started before their round and
+  stopped (SIGTERM) after it; the server runs across the workload's rounds.
+
+Scaling (agent only, plus a baseline for throughput where it makes sense):
+  series       1k / 10k / 100k distinct routes /r/<letters> (wrk + lua)
+  conns        wrk -c 10 / 1000 / 10000 against nginx (worker_connections 20000)
+  procs        nginx worker_processes 1 / 100, same load
+
+Output: one table on stdout, build/bench/results.csv, budget lines and
+`bench: N within budget, M over budget`. The exit status is 0 when the
+benchmark ran (even if the budget fails); 1 when it could not run.
+"""
+import argparse
+import csv
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.dont_write_bytecode = True     # leave no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import lib  # noqa: E402  (free_port, spawn/stop_proc/cleanup, exposition parser, Agent)
+
+NGINX = "/usr/sbin/nginx"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HIST_COUNT = "http_server_request_duration_seconds_count"
+LOST = "aion_agent_events_lost_total"
+SERIES = "aion_agent_series"   # histogram label sets held
+SERIES_PER_SET = 17              # sample lines per label set with the default buckets
+OVERFLOW = "aion_agent_series_overflow_total"
+
+VERBOSE = False
+NOFILE = [1024]      # RLIMIT_NOFILE in force (set in main)
+
+
+def say(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def vlog(msg):
+    if VERBOSE:
+        say("  " + msg)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# /proc
+
+def cpu_seconds(pids):
+    """utime+stime (s) summed over pids (each counts all its threads)."""
+    tot = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rfind(")") + 2:].split()
+        tot += int(rest[11]) + int(rest[12])     # fields 14, 15: utime, stime
+    return tot / CLK_TCK
+
+
+def status_kb(pid, key="VmRSS"):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def busy_seconds():
+    """Non-idle CPU seconds of the whole machine (all CPUs) from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest is inside user)
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def bpf_tracing_links():
+    """Ids of the tracepoint/tracing BPF links attached on the host (anyone's);
+    None when bpftool fails."""
+    try:
+        r = subprocess.run(["bpftool", "-j", "link", "show"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        links = json.loads(r.stdout.decode() or "[]")
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return {l["id"] for l in links if l.get("type") in ("perf_event", "tracing", "raw_tracepoint")}
+
+
+def own_link_ids(pid):
+    """Ids of the BPF links held open by process pid (from its fdinfo)."""
+    out = set()
+    d = "/proc/%d/fdinfo" % pid
+    try:
+        fds = os.listdir(d)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            with open(os.path.join(d, fd)) as f:
+                for line in f:
+                    if line.startswith("link_id:"):
+                        out.add(int(line.split()[1]))
+                        break
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def foreign_links(variant):
+    """Tracing links attached by anything but our floor/agent: another agent
+    or tracer on the host makes the baseline not a baseline (-1: unknown)."""
+    ids = bpf_tracing_links()
+    if ids is None:
+        return -1
+    if variant:
+        ids -= own_link_ids(variant.pid)
+    return len(ids)
+
+
+def machine_info():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "nproc": str(os.cpu_count()),
+        "kernel": platform.release(),
+        "cpu": model,
+    }
+
+
+def raise_nofile(n):
+    """Raise the soft RLIMIT_NOFILE (inherited by wrk, nginx, the agent) to
+    n, or to the hard limit when n is above it (no CAP_SYS_RESOURCE).
+    Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(soft, n)
+    if hard != resource.RLIM_INFINITY and want > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            want = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+# --------------------------------------------------------------------------
+# servers
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes {workers};
+worker_rlimit_nofile {rlimit};
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log error;
+events {{ worker_connections {wconns}; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        server_name localhost;
+        root {tmp}/www;
+        location = /f20k.bin {{ }}
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+
+class Server:
+    name = "?"
+    exe = None
+    pids = ()
+
+    def cpu(self):
+        return cpu_seconds(self.pids)
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+
+class NginxServer(Server):
+    def __init__(self, workers=1, wconns=1024, start_timeout=20.0):
+        self.exe = NGINX
+        self.tmp = lib.mkdtemp("bench-nginx")
+        self.port = lib.free_port()
+        os.makedirs(os.path.join(self.tmp, "www"))
+        os.chmod(os.path.join(self.tmp, "www"), 0o755)
+        with open(os.path.join(self.tmp, "www", "f20k.bin"), "wb") as f:
+            f.write(os.urandom(20 * 1024))
+        os.chmod(os.path.join(self.tmp, "www", "f20k.bin"), 0o644)
+        conf = os.path.join(self.tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(tmp=self.tmp, port=self.port, workers=workers,
+                                      wconns=wconns, rlimit=min(NOFILE[0], max(4096, 2 * wconns + 64))))
+        self._log = open(os.path.join(self.tmp, "stderr"), "wb")
+        self.proc = lib.spawn([NGINX, "-p", self.tmp + "/", "-c", conf, "-e", self.tmp + "/error.log"],
+                              stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError("nginx exited with %d: %s" % (self.proc.returncode, self.errors()))
+            if len(lib.children(self.proc.pid)) >= workers and lib.port_open(self.port):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("nginx (%d workers) not up within %.0fs: %s"
+                                 % (workers, start_timeout, self.errors()))
+            time.sleep(0.05)
+        self.workers = lib.children(self.proc.pid)
+        self.pids = [self.proc.pid] + self.workers
+        vlog("nginx master %d, %d workers, port %d" % (self.proc.pid, len(self.workers), self.port))
+
+    def errors(self):
+        out = ""
+        for n in ("stderr", "error.log"):
+            try:
+                with open(os.path.join(self.tmp, n), "rb") as f:
+                    out += f.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+        return out.strip()[-1500:] or "(no output)"
+
+    def stop(self):
+        lib.stop_proc(self.proc, signal.SIGTERM, timeout=10.0)
+
+
+class GoServer(Server):
+    def __init__(self, binary, start_timeout=20.0):
+        self.exe = binary
+        self.tmp = lib.mkdtemp("bench-go")
+        env = dict(os.environ, GOMAXPROCS="1")
+        self._err = open(os.path.join(self.tmp, "stderr"), "wb")
+        self.proc = lib.spawn([binary, "-addr", "127.0.0.1:%d" % lib.free_port()],
+                              stdout=subprocess.PIPE, stderr=self._err, cwd=self.tmp, env=env)
+        r, _, _ = select.select([self.proc.stdout], [], [], start_timeout)
+        line = self.proc.stdout.readline().decode() if r else ""
+        if not line.startswith("READY "):
+            raise BenchError("go server did not start: %r" % line)
+        self.port = int(line.split()[1])
+        self.pids = [self.proc.pid]
+        vlog("go server pid %d port %d" % (self.proc.pid, self.port))
+
+    def stop(self):
+        lib.stop_proc(self.proc, signal.SIGTERM, timeout=10.0)
+
+
+# --------------------------------------------------------------------------
+# the agent and the floor
+
+def fetch_metrics(port, timeout=60.0):
+    """(seconds, body bytes) of one uncompressed GET /metrics."""
+    t0 = time.perf_counter()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise BenchError("/metrics returned %d" % r.status)
+    finally:
+        c.close()
+    return time.perf_counter() - t0, body
+
+
+def curl_scrape(port, timeout=120):
+    """(seconds, bytes) to fetch the full, uncompressed /metrics body with curl
+    (a C client, so that the figure is the agent's, not Python's)."""
+    r = subprocess.run(["curl", "-sS", "--noproxy", "*", "-m", str(timeout), "-o", "/dev/null",
+                        "-w", "%{http_code} %{time_total} %{size_download}",
+                        "http://127.0.0.1:%d/metrics" % port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout + 10)
+    f = r.stdout.decode().split()
+    if r.returncode != 0 or len(f) != 3 or f[0] != "200":
+        raise BenchError("curl /metrics failed (rc %d): %s %s" % (r.returncode, r.stdout.decode(), r.stderr.decode()))
+    return float(f[1]), int(f[2])
+
+
+_GAUGE_RE = re.compile(rb"^(aion_agent_[a-z_]+)(?:\{[^}\n]*\})? (\S+)$", re.M)
+
+
+class AgentRun:
+    """The agent for one round (or one scaling point)."""
+
+    def __init__(self, agent_bin, server, extra=()):
+        lib.AGENT = agent_bin
+        try:
+            self.a = lib.start_agent(["--exe", server.exe] + list(extra), ready_timeout=30.0)
+        except lib.TestFailure as e:
+            raise BenchError("agent: %s" % e)
+        self.pid = self.a.proc.pid
+        self.server = server
+
+    def cpu(self):
+        return cpu_seconds([self.pid])
+
+    def rss_mb(self):
+        return status_kb(self.pid, "VmRSS") / 1024.0
+
+    def samples(self, timeout=60.0):
+        if self.a.proc.poll() is not None:
+            raise BenchError("agent died (status %s): %s"
+                             % (self.a.proc.returncode, self.a.stderr_text()[-1500:]))
+        _, body = fetch_metrics(self.a.port, timeout)
+        try:
+            return lib.parse_exposition(body.decode("utf-8"))
+        except lib.ParseError as e:
+            raise BenchError("cannot parse /metrics: %s" % e)
+
+    def gauges(self):
+        """{name: value summed over labels} of the aion_agent_* families,
+        without parsing the (possibly huge) histogram part."""
+        _, body = fetch_metrics(self.a.port, timeout=120)
+        out = {}
+        for m in _GAUGE_RE.finditer(body):
+            k = m.group(1).decode()
+            out[k] = out.get(k, 0.0) + float(m.group(2))
+        return out
+
+    def counts(self, s=None):
+        """(200 count, connection_closed count, events lost) for the server's port."""
+        s = s if s is not None else self.samples()
+        port = self.server.port
+        ok = lib.total(s, HIST_COUNT, server_port=port, http_response_status_code="200")
+        closed = lib.total(s, HIST_COUNT, server_port=port, error_type="connection_closed")
+        lost = lib.total(s, LOST)
+        return ok, closed, lost
+
+    def settled_counts(self, timeout=5.0):
+        """Counts once two scrapes 0.15 s apart agree (the agent drains its
+        ring buffer every 50 ms)."""
+        prev = self.counts()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.15)
+            cur = self.counts()
+            if cur == prev:
+                return cur
+            prev = cur
+        return prev
+
+    def stop(self):
+        try:
+            self.a.stop(timeout=20.0)
+        except lib.TestFailure as e:
+            raise BenchError("agent: %s" % e)
+
+
+class FloorRun:
+    def __init__(self, floor_bin, timeout=30.0):
+        tmp = lib.mkdtemp("bench-floor")
+        self._err = open(os.path.join(tmp, "stderr"), "wb")
+        self.proc = lib.spawn([floor_bin], stdout=subprocess.PIPE, stderr=self._err)
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline().decode() if r else ""
+        if not line.startswith("READY "):
+            self._err.flush()
+            with open(os.path.join(tmp, "stderr"), "rb") as f:
+                err = f.read().decode("utf-8", "replace")
+            raise BenchError("floor did not attach: %r %s" % (line, err[-1500:]))
+        self.programs = int(line.split()[1])
+        self.pid = self.proc.pid
+
+    def cpu(self):
+        return cpu_seconds([self.pid])
+
+    def rss_mb(self):
+        return status_kb(self.pid, "VmRSS") / 1024.0
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            lib.stop_proc(self.proc, signal.SIGKILL)
+            raise BenchError("floor did not exit on SIGTERM")
+        if rc != 0:
+            raise BenchError("floor exited with %d" % rc)
+
+
+# --------------------------------------------------------------------------
+# wrk
+
+ROUTES_LUA = """\
+-- distinct routes /r/<4 letters> (letters only: the route normaliser keeps
+-- them apart), cycling through the first N; N is the script argument.
+local n, i = 1000, 0
+function init(args) n = tonumber(args[1]) or n end
+local function name(k)
+  local s = ""
+  for _ = 1, 4 do
+    s = string.char(97 + k % 26) .. s
+    k = math.floor(k / 26)
+  end
+  return s
+end
+function request()
+  local p = "/r/" .. name(i % n)
+  i = i + 1
+  return wrk.format("GET", p)
+end
+"""
+
+
+def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout_s=10):
+    threads = max(1, min(threads, conns))
+    argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds,
+            "--timeout", "%ds" % timeout_s]
+    if script:
+        if not os.path.exists(script):          # wrk would silently run without it
+            raise BenchError("wrk script %s is missing" % script)
+        argv += ["-s", script]
+    argv.append(url)
+    if script_args:
+        argv += ["--"] + [str(a) for a in script_args]
+    p = lib.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        lib.stop_proc(p, signal.SIGKILL)
+        raise BenchError("wrk did not finish: %s" % " ".join(argv))
+    out = out.decode("utf-8", "replace")
+    m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if p.returncode != 0 or not m:
+        raise BenchError("wrk failed (rc %s): %s %s" % (p.returncode, out, err.decode("utf-8", "replace")))
+    dur = float(m.group(2)) / (1000.0 if m.group(3) == "ms" else 1.0)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": int(m.group(1)),
+        "duration": dur,
+        "rps": int(m.group(1)) / dur if dur else 0.0,
+        "socket_errors": sum(int(x) for x in errs.groups()) if errs else 0,
+        "socket_errors_text": errs.group(0) if errs else "",
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+# --------------------------------------------------------------------------
+# one measured round
+
+def measure(server, url, seconds, conns, threads, variant=None, script=None, script_args=(), count=True):
+    """Run wrk once against server; variant is None (baseline), a FloorRun or
+    an AgentRun already started. Returns a dict of raw figures."""
+    r = {}
+    fl0 = foreign_links(variant)
+    counting = count and isinstance(variant, AgentRun)
+    if counting:
+        c0 = variant.counts()
+    b0, k0 = busy_seconds(), children_cpu()
+    s0 = server.cpu()
+    v0 = variant.cpu() if variant else 0.0
+    w = run_wrk(url, seconds, conns, threads, script, script_args)
+    s1 = server.cpu()
+    v1 = variant.cpu() if variant else 0.0
+    b1, k1 = busy_seconds(), children_cpu()
+    r.update(w)
+    r["server_cpu"] = s1 - s0
+    r["server_util"] = (s1 - s0) / w["duration"] if w["duration"] else float("nan")
+    r["cpu_per_req_us"] = (s1 - s0) / w["requests"] * 1e6 if w["requests"] else float("nan")
+    r["wrk_cpu"] = k1 - k0
+    # Whatever else kept the machine busy meanwhile (other tenants, kworkers),
+    # in CPUs: the noise indicator.
+    r["other_cpus"] = max(0.0, (b1 - b0) - (s1 - s0) - (k1 - k0) - (v1 - v0)) / max(w["duration"], 1e-3)
+    if variant:
+        time.sleep(0.2)                       # let the agent drain its ring buffer
+        v2 = variant.cpu()
+        r["variant_cpu"] = v2 - v0
+        r["variant_cpu_per_req_us"] = (v2 - v0) / w["requests"] * 1e6 if w["requests"] else float("nan")
+        r["variant_rss_mb"] = variant.rss_mb()
+    if counting:
+        c1 = variant.settled_counts()
+        r["counted"] = int(c1[0] - c0[0])
+        r["closed"] = int(c1[1] - c0[1])
+        r["events_lost"] = int(c1[2])
+        r["lost"] = max(0, w["requests"] - r["counted"])
+        r["in_flight"] = max(0, r["counted"] - w["requests"])
+    fl1 = foreign_links(variant)
+    r["foreign_links"] = max(fl0, fl1) if min(fl0, fl1) >= 0 else -1
+    return r
+
+
+# --------------------------------------------------------------------------
+# reporting
+
+COLS = [
+    # key, header, width, format
+    ("section", "section", 8, "s"),
+    ("workload", "workload", 11, "s"),
+    ("variant", "variant", 8, "s"),
+    ("param", "param", 11, "s"),
+    ("rps", "req/s", 8, ".0f"),
+    ("srv_util", "srv cpu", 7, ".2f"),
+    ("thr_ratio", "thr x", 6, ".3f"),
+    ("cpu_us", "srv us/req", 10, ".3f"),
+    ("cpu_ratio", "cpu x", 6, ".3f"),
+    ("agent_us", "agt us/req", 10, ".3f"),
+    ("rss_mb", "RSS MB", 7, ".1f"),
+    ("sent", "sent", 9, "d"),
+    ("counted", "counted", 9, "d"),
+    ("lost", "lost", 5, "d"),
+    ("in_flight", "inflt", 5, "d"),
+    ("events_lost", "evlost", 6, "d"),
+    ("series", "series", 7, "d"),
+    ("scrape_ms", "scrape ms", 9, ".1f"),
+    ("other_cpus", "other", 5, ".2f"),
+    ("foreign_links", "fgn", 3, "d"),
+]
+
+CSV_COLS = ["section", "workload", "variant", "param", "round", "rounds", "rps",
+            "thr_ratio", "thr_ratio_min", "thr_ratio_max",
+            "cpu_us", "cpu_ratio", "cpu_ratio_min", "cpu_ratio_max",
+            "agent_us", "rss_mb", "sent", "counted", "lost", "in_flight", "closed",
+            "events_lost", "series", "overflow", "scrape_ms", "metrics_mb",
+            "socket_errors", "non2xx", "srv_util", "wrk_cpu_us", "other_cpus", "foreign_links",
+            "result", "value", "limit", "note"]
+
+
+def fmt_cell(v, spec, width):
+    if v is None or v == "":
+        s = "-"
+    elif spec == "s":
+        s = str(v)
+    elif isinstance(v, float) and v != v:
+        s = "nan"
+    else:
+        s = format(int(v) if spec == "d" else v, spec)
+    return s.rjust(width) if spec != "s" else s.ljust(width)
+
+
+def print_table(rows, out=sys.stdout):
+    out.write("  ".join(fmt_cell(h, "s", w) if k in ("section", "workload", "variant", "param")
+                        else h.rjust(w) for k, h, w, _ in COLS) + "\n")
+    for r in rows:
+        out.write("  ".join(fmt_cell(r.get(k), spec, w) for k, _, w, spec in COLS).rstrip() + "\n")
+    out.flush()
+
+
+def noise(r):
+    """Server utilisation and noise columns of one measured round."""
+    return dict(srv_util=r["server_util"], wrk_cpu_us=r["wrk_cpu"] / r["requests"] * 1e6 if r["requests"] else None,
+                other_cpus=r["other_cpus"], foreign_links=r["foreign_links"])
+
+
+def noise_med(rs):
+    rs = list(rs)
+    return dict(srv_util=median(r["server_util"] for r in rs),
+                wrk_cpu_us=median(r["wrk_cpu"] / r["requests"] * 1e6 for r in rs if r["requests"]),
+                other_cpus=median(r["other_cpus"] for r in rs),
+                foreign_links=max(r["foreign_links"] for r in rs))
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None and x == x]
+    return statistics.median(xs) if xs else float("nan")
+
+
+# --------------------------------------------------------------------------
+# the suite
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.rows = []       # summary rows (the table)
+        self.rounds = []     # per-round rows (CSV only)
+        self.budget = []     # (label, value text, limit text, ok)
+
+    def wait_quiet(self):
+        """--wait-quiet S: before a round, wait up to S seconds until no other
+        BPF tracing link is attached on the host (another agent or tracer)."""
+        if self.args.wait_quiet <= 0:
+            return
+        deadline = time.monotonic() + self.args.wait_quiet
+        while foreign_links(None) > 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def row(self, **kw):
+        self.rows.append(kw)
+        vlog("row %s" % kw)
+
+    def check(self, label, ok, value, limit):
+        self.budget.append((label, value, limit, bool(ok)))
+
+    # ---- interleaved workloads -----------------------------------------
+    def interleave(self, name, param, server, url, rounds, seconds, conns, threads, variants):
+        """rounds x variants (in this order within a round); returns
+        {variant: [measure() dicts]}."""
+        a = self.args
+        per = {v: [] for v in variants}
+        for i in range(rounds):
+            for variant in variants:
+                time.sleep(a.pause)
+                self.wait_quiet()
+                v = None
+                if variant == "floor":
+                    v = FloorRun(self.floor_bin)
+                elif variant == "agent":
+                    v = AgentRun(self.agent_bin, server)
+                    time.sleep(a.pause)
+                try:
+                    r = measure(server, url, seconds, conns, threads, v)
+                finally:
+                    if v:
+                        v.stop()
+                per[variant].append(r)
+                self.rounds.append(dict(section="round", workload=name, variant=variant,
+                                        param=param, round=i + 1, rps=r["rps"], cpu_us=r["cpu_per_req_us"],
+                                        agent_us=r.get("variant_cpu_per_req_us"),
+                                        rss_mb=r.get("variant_rss_mb"), sent=r["requests"],
+                                        counted=r.get("counted"), lost=r.get("lost"),
+                                        in_flight=r.get("in_flight"), closed=r.get("closed"),
+                                        events_lost=r.get("events_lost"),
+                                        socket_errors=r["socket_errors"], non2xx=r["non2xx"],
+                                        note=r["socket_errors_text"], **noise(r)))
+                vlog("%s %s round %d %-8s %8.0f req/s  %.3f us/req  other %.2f  fgn %d  %s"
+                     % (name, param, i + 1, variant, r["rps"], r["cpu_per_req_us"], r["other_cpus"],
+                        r["foreign_links"],
+                        "counted %s of %d" % (r.get("counted"), r["requests"]) if variant == "agent" else ""))
+        return per
+
+    def workload(self, name, make_server, path):
+        a = self.args
+        variants = ("baseline", "agent") if a.no_floor else ("baseline", "floor", "agent")
+        say("workload %s: %d rounds x (%s) x %ds, wrk -t%d -c%d"
+            % (name, a.rounds, ", ".join(variants), a.seconds, a.threads, a.conns))
+        server = make_server()
+        try:
+            url = server.url(path)
+            run_wrk(url, a.warmup, a.conns, a.threads)            # warm-up, not measured
+            per = self.interleave(name, "", server, url, a.rounds, a.seconds, a.conns, a.threads, variants)
+        finally:
+            server.stop()
+        out = self.summarise("workload", name, "", per)
+        ag = out.get("agent")
+        if ag:
+            self.check("%s: zero requests lost (sent %d, counted %d, %d in flight at wrk's end)"
+                       % (name, ag["sent"], ag["counted"], ag["in_flight"]),
+                       ag["lost"] == 0, "lost %d" % ag["lost"], "0")
+            self.check("%s: aion_agent_events_lost_total stays 0" % name,
+                       ag["events_lost"] == 0, "%d" % ag["events_lost"], "0")
+        return out
+
+    def summarise(self, section, name, param, per, note=""):
+        base = per["baseline"]
+        out = {}
+        self.row(section=section, workload=name, variant="baseline",
+                 param=param or "%d rounds" % len(base), rounds=len(base),
+                 rps=median(r["rps"] for r in base), cpu_us=median(r["cpu_per_req_us"] for r in base),
+                 sent=sum(r["requests"] for r in base),
+                 socket_errors=sum(r["socket_errors"] for r in base),
+                 non2xx=sum(r["non2xx"] for r in base), note=note, **noise_med(base))
+        for variant in ("floor", "agent"):
+            rs = per.get(variant)
+            if not rs:
+                continue
+            thr = [v["rps"] / b["rps"] for b, v in zip(base, rs) if b["rps"]]
+            cpu = [v["cpu_per_req_us"] / b["cpu_per_req_us"] for b, v in zip(base, rs) if b["cpu_per_req_us"]]
+            s = dict(section=section, workload=name, variant=variant,
+                     param=param or "%d rounds" % len(rs), rounds=len(rs),
+                     rps=median(r["rps"] for r in rs),
+                     thr_ratio=median(thr), thr_ratio_min=min(thr), thr_ratio_max=max(thr),
+                     cpu_us=median(r["cpu_per_req_us"] for r in rs),
+                     cpu_ratio=median(cpu), cpu_ratio_min=min(cpu), cpu_ratio_max=max(cpu),
+                     agent_us=median(r["variant_cpu_per_req_us"] for r in rs),
+                     rss_mb=max(r["variant_rss_mb"] for r in rs),
+                     sent=sum(r["requests"] for r in rs),
+                     socket_errors=sum(r["socket_errors"] for r in rs),
+                     non2xx=sum(r["non2xx"] for r in rs), **noise_med(rs))
+            s["note"] = ("%s%d rounds; per-round thr x %.3f..%.3f, cpu x %.3f..%.3f"
+                         % (note + "; " if note else "", len(rs), min(thr), max(thr), min(cpu), max(cpu)))
+            if variant == "agent":
+                s.update(counted=sum(r["counted"] for r in rs), lost=sum(r["lost"] for r in rs),
+                         in_flight=sum(r["in_flight"] for r in rs), closed=sum(r["closed"] for r in rs),
+                         events_lost=sum(r["events_lost"] for r in rs))
+                s["note"] += "; max in flight in a round %d" % max(r["in_flight"] for r in rs)
+            self.row(**s)
+            out[variant] = s
+        return out
+
+    # ---- scaling: series -----------------------------------------------
+    def scale_series(self):
+        a = self.args
+        results = {}
+        for n in a.series:
+            # A series is what Prometheus counts as one: a sample line. One
+            # histogram label set is SERIES_PER_SET of them (14 buckets,
+            # +Inf, _sum, _count), so n series need n / 17 label sets.
+            sets = max(1, -(-n // SERIES_PER_SET))
+            say("scaling: %d series (%d label sets)" % (n, sets))
+            script = os.path.join(lib.mkdtemp("bench-lua"), "routes.lua")   # cleanup() removes it
+            with open(script, "w") as f:
+                f.write(ROUTES_LUA)
+            server = NginxServer(workers=1)
+            ag = None
+            try:
+                ag = AgentRun(self.agent_bin, server, ["--max-routes", str(min(100000, max(2 * sets, 100)))])
+                time.sleep(a.pause)
+                idle_rss = ag.rss_mb()
+                sent = 0
+                agent_cpu = 0.0
+                g = {}
+                runs = []
+                deadline = time.monotonic() + a.series_timeout
+                # Drive the routes until the aggregator holds n series (the first
+                # pass creates them: the agent's CPU per request includes the inserts).
+                while True:
+                    r = measure(server, server.url("/"), a.series_seconds, a.conns, 1, ag,
+                                script=script, script_args=[sets], count=False)
+                    runs.append(r)
+                    sent += r["requests"]
+                    agent_cpu += r["variant_cpu"]
+                    g = ag.gauges()
+                    if g.get(SERIES, 0) >= sets or time.monotonic() > deadline:
+                        break
+                rss = ag.rss_mb()
+                times = []
+                size = 0
+                c0 = ag.cpu()
+                for _ in range(a.scrapes):
+                    t, size = curl_scrape(ag.a.port)
+                    times.append(t)
+                scrape_cpu = (ag.cpu() - c0) / a.scrapes
+                rss_after = ag.rss_mb()
+                hwm = status_kb(ag.pid, "VmHWM") / 1024.0
+                g = ag.gauges()
+            finally:
+                if ag:
+                    ag.stop()
+                server.stop()
+            series = int(g.get(SERIES, 0)) * SERIES_PER_SET
+            row = dict(section="scale", workload="series", variant="agent", param="%d" % n,
+                       agent_us=agent_cpu / sent * 1e6 if sent else float("nan"),
+                       rss_mb=rss, sent=sent, events_lost=int(g.get(LOST, 0)), series=series,
+                       overflow=int(g.get(OVERFLOW, 0)), scrape_ms=median(times) * 1000.0,
+                       metrics_mb=size / 1e6,
+                       note="%d label sets; --max-routes %d; RSS %.1f MB idle, %.1f MB with the series, %.1f MB after "
+                            "%d scrapes (peak %.1f MB); a scrape: %.1f MB body, %.0f ms agent CPU; "
+                            "scrape ms min..max %.1f..%.1f"
+                            % (series // SERIES_PER_SET, min(100000, max(2 * sets, 100)), idle_rss, rss, rss_after, a.scrapes, hwm,
+                               size / 1e6, scrape_cpu * 1000, min(times) * 1000, max(times) * 1000),
+                       rps=median(r["rps"] for r in runs), **noise_med(runs))
+            row["rss_after_mb"] = rss_after
+            self.row(**row)
+            results[n] = row
+            lib.cleanup()
+        if 100000 in results:
+            r = results[100000]
+            self.check("scrape of 100k series under 250 ms (%d series held, %.0f MB body)"
+                       % (r["series"], r["metrics_mb"]),
+                       r["scrape_ms"] < 250 and r["series"] >= 100000, "%.1f ms" % r["scrape_ms"], "250 ms")
+        if 10000 in results:
+            r = results[10000]
+            worst = max(r["rss_mb"], r["rss_after_mb"])
+            self.check("agent RSS under 30 MB at 10k series (%d series held; %.1f MB before scraping, "
+                       "%.1f MB after)" % (r["series"], r["rss_mb"], r["rss_after_mb"]),
+                       worst < 30 and r["series"] >= 10000, "%.1f MB" % worst, "30 MB")
+
+    # ---- scaling: connections ------------------------------------------
+    def scale_conns(self):
+        a = self.args
+        for c in a.conn_counts:
+            say("scaling: %d connections (%d rounds x (baseline, agent) x %ds)" % (c, a.scale_rounds, a.scale_seconds))
+            server = NginxServer(workers=1, wconns=20000)
+            try:
+                url = server.url("/")
+                run_wrk(url, a.warmup, min(c, 100), a.threads)
+                th = min(a.scale_threads, c)
+                per = self.interleave("conns", "c=%d" % c, server, url, a.scale_rounds, a.scale_seconds,
+                                      c, th, ("baseline", "agent"))
+            finally:
+                server.stop()
+            self.summarise("scale", "conns", "c=%d" % c, per, note="wrk -t%d -c%d" % (th, c))
+            lib.cleanup()
+
+    # ---- scaling: traced processes -------------------------------------
+    def scale_procs(self):
+        a = self.args
+        for n in a.proc_counts:
+            say("scaling: %d nginx workers (%d rounds x (baseline, agent) x %ds)" % (n, a.scale_rounds, a.scale_seconds))
+            server = NginxServer(workers=n, wconns=1024)
+            try:
+                url = server.url("/")
+                conns = max(a.conns, 2 * n)
+                run_wrk(url, a.warmup, conns, a.threads)
+                per = self.interleave("procs", "workers=%d" % n, server, url, a.scale_rounds, a.scale_seconds,
+                                      conns, a.threads, ("baseline", "agent"))
+            finally:
+                server.stop()
+            self.summarise("scale", "procs", "workers=%d" % n, per,
+                           note="wrk -t%d -c%d; %d nginx processes traced" % (a.threads, conns, n + 1))
+            lib.cleanup()
+
+    # ---- everything ------------------------------------------------------
+    def run(self):
+        a = self.args
+        self.agent_bin = os.path.abspath(a.agent)
+        self.floor_bin = os.path.join(a.build, "bench", "aion-floor")
+        self.go_bin = os.path.join(a.build, "bench", "goserver")
+        sel = set(a.only or ["nginx-tiny", "nginx-20k", "go", "series", "conns", "procs"])
+        res = {}
+        if "nginx-tiny" in sel:
+            res["tiny"] = self.workload("nginx-tiny", lambda: NginxServer(workers=1), "/")
+            lib.cleanup()
+        if "nginx-20k" in sel:
+            self.workload("nginx-20k", lambda: NginxServer(workers=1), "/f20k.bin")
+            lib.cleanup()
+        if "go" in sel:
+            self.workload("go-nethttp", lambda: GoServer(self.go_bin), "/")
+            lib.cleanup()
+        if "series" in sel:
+            self.scale_series()
+        if "conns" in sel:
+            self.scale_conns()
+        if "procs" in sel:
+            self.scale_procs()
+        tiny = res.get("tiny", {}).get("agent")
+        if tiny:
+            self.check("nginx-tiny: CPU per request of the traced worker <= 1.05x baseline",
+                       tiny["cpu_ratio"] <= 1.05, "%.3fx" % tiny["cpu_ratio"], "1.05x")
+            self.check("nginx-tiny: throughput >= 0.95x baseline",
+                       tiny["thr_ratio"] >= 0.95, "%.3fx" % tiny["thr_ratio"], "0.95x")
+            self.check("nginx-tiny: agent CPU (user+sys of the agent process) <= 1 us per request",
+                       tiny["agent_us"] <= 1.0, "%.3f us" % tiny["agent_us"], "1 us")
+        # events lost anywhere (scaling runs included)
+        sc = [r for r in self.rows if r.get("section") == "scale" and r.get("events_lost") is not None]
+        if sc:
+            tot = sum(int(r["events_lost"]) for r in sc)
+            self.check("scaling runs: aion_agent_events_lost_total stays 0", tot == 0, "%d" % tot, "0")
+        sc = [r for r in self.rows if r.get("section") == "scale" and r.get("lost") is not None]
+        if sc:
+            tot = sum(int(r["lost"]) for r in sc)
+            self.check("scaling runs (conns, procs): zero requests lost (sent %d, counted %d)"
+                       % (sum(r["sent"] for r in sc), sum(r["counted"] for r in sc)), tot == 0, "lost %d" % tot, "0")
+
+
+def build_tools(args):
+    """Build the floor and the Go server (tests/bench/Makefile.inc)."""
+    if not os.path.exists(os.path.join(args.build, "vmlinux.h")) or not os.path.exists(args.agent):
+        raise BenchError("build the agent first: make (needs %s and %s)"
+                         % (os.path.join(args.build, "vmlinux.h"), args.agent))
+    targets = [os.path.join(args.build, "bench", "aion-floor")]
+    if not args.only or "go" in args.only:
+        targets.append(os.path.join(args.build, "bench", "goserver"))
+    r = subprocess.run(["make", "--no-print-directory", "-f", "tests/bench/Makefile.inc",
+                        "BUILD=" + os.path.relpath(args.build, ROOT)] + [os.path.relpath(t, ROOT) for t in targets],
+                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise BenchError("building the bench tools failed:\n%s" % r.stdout.decode("utf-8", "replace"))
+
+
+def write_csv(path, info, args, bench):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        f.write("# aion bench, %s\n" % info["date"])
+        f.write("# machine: nproc %s, kernel %s, cpu %s\n" % (info["nproc"], info["kernel"], info["cpu"]))
+        f.write("# settings: %s\n" % settings_text(args))
+        w = csv.DictWriter(f, fieldnames=CSV_COLS, extrasaction="ignore")
+        w.writeheader()
+        for r in bench.rows + bench.rounds:
+            w.writerow({k: ("%.6g" % v if isinstance(v, float) else v) for k, v in r.items()})
+        for label, value, limit, ok in bench.budget:
+            w.writerow({"section": "budget", "result": "PASS" if ok else "FAIL",
+                        "value": value, "limit": limit, "note": label})
+
+
+def settings_text(a):
+    return ("rounds %d, %ds per round, wrk -t%d -c%d, warm-up %ds; scaling: %d rounds of %ds, series %s, "
+            "conns %s, workers %s; nothing pinned" % (a.rounds, a.seconds, a.threads, a.conns, a.warmup,
+                                             a.scale_rounds, a.scale_seconds, "/".join(map(str, a.series)),
+                                             "/".join(map(str, a.conn_counts)), "/".join(map(str, a.proc_counts))))
+
+
+def int_list(s):
+    return [int(x) for x in s.split(",") if x.strip()]
+
+
+def main():
+    global VERBOSE
+    ap = argparse.ArgumentParser(description="aion benchmark suite (root, loopback)")
+    ap.add_argument("--agent", default=os.path.join(ROOT, "build", "aion-agent"))
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--csv", default=None, help="default: BUILD/bench/results.csv")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 2 s, short scaling")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds per variant (default 6)")
+    ap.add_argument("--seconds", type=int, default=None, help="wrk seconds per round (default 5)")
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    ap.add_argument("--conns", type=int, default=50, help="wrk connections for the workloads (default 50)")
+    ap.add_argument("--scale-seconds", type=int, default=None, help="wrk seconds per scaling point (default 5)")
+    ap.add_argument("--scale-rounds", type=int, default=None,
+                    help="rounds per variant at each conns/procs scaling point (default 2)")
+    ap.add_argument("--scale-threads", type=int, default=2, help="wrk threads for the connection scaling (default 2)")
+    ap.add_argument("--series", type=int_list, default=[1000, 10000, 100000])
+    ap.add_argument("--conn-counts", type=int_list, default=[10, 1000, 10000])
+    ap.add_argument("--proc-counts", type=int_list, default=[1, 100])
+    ap.add_argument("--only", action="append",
+                    choices=["nginx-tiny", "nginx-20k", "go", "series", "conns", "procs"],
+                    help="run only these parts (repeatable)")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="before each round wait up to S s until no other BPF tracing link is attached (default 0: don't)")
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor rounds")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args()
+    VERBOSE = a.verbose
+    if a.rounds is None:
+        a.rounds = 2 if a.quick else 6
+    if a.seconds is None:
+        a.seconds = 2 if a.quick else 5
+    if a.scale_rounds is None:
+        a.scale_rounds = 1 if a.quick else 3
+    if a.scale_seconds is None:
+        a.scale_seconds = 2 if a.quick else 5
+    a.warmup = 1 if a.quick else 2
+    a.pause = 0.3
+    a.scrapes = 3 if a.quick else 5
+    a.series_seconds = 2 if a.quick else 3
+    a.series_timeout = 60
+    if a.rounds < 1 or a.seconds < 1:
+        ap.error("--rounds and --seconds must be >= 1")
+    a.build = os.path.abspath(a.build)
+    a.csv = a.csv or os.path.join(a.build, "bench", "results.csv")
+
+    def on_term(sig, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    info = machine_info()
+    bench = Bench(a)
+    t0 = time.monotonic()
+    rc = 0
+    try:
+        if os.geteuid() != 0:
+            raise BenchError("run as root (the agent and the floor load BPF programs)")
+        for tool in ("wrk", "bpftool", "make", "curl"):
+            if not shutil.which(tool):
+                raise BenchError("%s is not installed (make deps)" % tool)
+        if not os.access(NGINX, os.X_OK):
+            raise BenchError("%s is missing (apt-get install nginx-light)" % NGINX)
+        NOFILE[0] = raise_nofile(max(a.conn_counts + [a.conns]) * 2 + 1024)
+        if max(a.conn_counts) + 64 > NOFILE[0]:
+            raise BenchError("RLIMIT_NOFILE is %d: too low for wrk -c %d" % (NOFILE[0], max(a.conn_counts)))
+        build_tools(a)
+        bench.run()
+    except BenchError as e:
+        say("error: %s" % e)
+        rc = 1
+    except KeyboardInterrupt:
+        say("interrupted; stopping everything started")
+        rc = 130
+    finally:
+        # Stop every server, wrk, agent and floor still running (by process
+        # group / session); a second Ctrl-C must not cut this short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        lib.cleanup()
+
+    report(info, a, bench, time.monotonic() - t0, partial=rc != 0)
+    return rc
+
+
+def report(info, a, bench, took, partial=False):
+    out = sys.stdout
+    if partial and not bench.rows:
+        return
+    out.write("aion bench  %s  nproc %s  kernel %s  cpu %s\n" % (info["date"], info["nproc"], info["kernel"], info["cpu"]))
+    out.write("settings: %s; took %.0f s%s\n" % (settings_text(a), took,
+                                               "; INCOMPLETE (error or interrupted)" if partial else ""))
+    out.write("srv us/req: CPU (utime+stime) of the server process(es) per wrk request; "
+              "x columns: median of per-round agent/baseline (or floor/baseline) ratios; "
+              "agt us/req: CPU of the agent (or floor) process per request; srv cpu: server CPUs busy; "
+              "inflt: responses the agent counted that wrk had not read at its deadline (sum over rounds, "
+              "each <= -c); other: CPUs kept busy by anything else on the host during wrk (noise); "
+              "fgn: BPF tracing links attached by others during the round\n\n")
+    print_table(bench.rows, out)
+    out.write("\n")
+    dirty = [r for r in bench.rounds if r.get("foreign_links", 0) > 0]
+    if dirty:
+        out.write("WARNING: other BPF tracing programs (another agent or tracer) were attached during %d of %d "
+                  "measured rounds (column fgn): those baselines are not clean. Median CPUs busy with other "
+                  "work during the rounds: %.2f (column other). Rerun on a quiet host, or with --wait-quiet S.\n\n"
+                  % (len(dirty), len(bench.rounds), median(r["other_cpus"] for r in bench.rounds)))
+    ok = sum(1 for b in bench.budget if b[3])
+    bad = len(bench.budget) - ok
+    for label, value, limit, good in bench.budget:
+        out.write("%s  %s: %s (limit %s)\n" % ("PASS" if good else "FAIL", label, value, limit))
+    write_csv(a.csv, info, a, bench)
+    out.write("\ncsv: %s\n" % a.csv)
+    out.write("bench: %d within budget, %d over budget%s\n" % (ok, bad, " (incomplete run)" if partial else ""))
+    out.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

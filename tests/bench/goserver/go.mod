@@ -1,0 +1,3 @@
+module aion/bench/goserver
+
+go 1.19
