@@ -48,6 +48,8 @@ struct events {
 	pthread_mutex_t lock; /* svc table: the HTTP thread reads it */
 	struct svc *svc[SVC_BUCKETS];
 	unsigned long long handled;
+	int ncpus;
+	int flush_warned;
 	struct aion_active_slot *active; /* the kernel's array, mapped */
 	size_t active_len;
 	struct port_name *ports[65536];  /* service seen last on each port */
@@ -137,10 +139,17 @@ static int on_record(void *ctx, void *data, size_t size)
 		return 0;
 	ev->handled++;
 	switch (*(const __u8 *)data) {
-	case AION_EV_HTTP:
-		if (size >= sizeof(struct aion_http_event))
-			return on_http(ev, data);
+	case AION_EV_HTTP: {
+		/* 1 to AION_BATCH records back to back (bpf/conn.bpf.h). */
+		const struct aion_http_event *e = data;
+		size_t i, n = size / sizeof(*e);
+
+		for (i = 0; i < n; i++)
+			if (e[i].kind == AION_EV_HTTP)
+				on_http(ev, &e[i]);
+		ev->handled += n - (n > 0);
 		return 0;
+	}
 	case AION_EV_PROC_EXIT:
 		if (size >= sizeof(*p)) {
 			pthread_mutex_lock(&ev->lock);
@@ -217,6 +226,9 @@ struct events *events__new(const struct events_opts *o)
 	ev->skel = o->skel;
 	ev->agg = o->agg;
 	ev->service_name = o->service_name;
+	ev->ncpus = libbpf_num_possible_cpus();
+	if (ev->ncpus < 1)
+		ev->ncpus = 1;
 	pthread_mutex_init(&ev->lock, NULL);
 	ev->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.events), on_record, ev, NULL);
 	if (!ev->rb) {
@@ -263,6 +275,24 @@ void events__free(struct events *ev)
 	free(ev);
 }
 
+/* Have every CPU write out the request records it has staged: a CPU that
+ * went quiet would otherwise keep them until its next request. */
+static void flush_stages(struct events *ev)
+{
+	int fd = bpf_program__fd(ev->skel->progs.aion_flush), i;
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU);
+
+	for (i = 0; i < ev->ncpus; i++) {
+		opts.cpu = i;
+		if (bpf_prog_test_run_opts(fd, &opts) && !ev->flush_warned) {
+			fprintf(stderr, "events: cannot flush CPU %d's staged records: %s "
+					"(records of a quiet CPU arrive with its next request)\n",
+				i, strerror(errno));
+			ev->flush_warned = 1;
+		}
+	}
+}
+
 int events__poll(struct events *ev, int timeout_ms)
 {
 	int err;
@@ -272,6 +302,7 @@ int events__poll(struct events *ev, int timeout_ms)
 	err = ring_buffer__poll(ev->rb, timeout_ms);
 	if (err < 0 && err != -EINTR)
 		return err;
+	flush_stages(ev);
 	err = ring_buffer__consume(ev->rb);
 	if (err < 0 && err != -EINTR)
 		return err;

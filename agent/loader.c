@@ -87,6 +87,8 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 	skel->rodata->trace_all = o->trace_all;
 	skel->rodata->self_tgid = (__u32)getpid();
 	bpf_map__set_max_entries(skel->maps.target_bits, loader__bitmap_words());
+	/* aion_flush is run on demand (events.c), never attached. */
+	bpf_program__set_autoattach(skel->progs.aion_flush, false);
 	if (o->max_connections) {
 		bpf_map__set_max_entries(skel->maps.conns, o->max_connections);
 		bpf_map__set_max_entries(skel->maps.socks, o->max_connections);

@@ -432,4 +432,18 @@ int aion_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
+/* Run by the agent on each CPU (BPF_PROG_TEST_RUN with
+ * BPF_F_TEST_RUN_ON_CPU, from an IPI) after each poll, so that a CPU that
+ * went quiet does not keep its last records. Never attached. */
+SEC("raw_tp")
+int aion_flush(void *ctx)
+{
+	__u32 zero = 0;
+	struct stage *st = bpf_map_lookup_elem(&stage, &zero);
+
+	if (st && !READ_ONCE(st->busy))
+		stage_flush(st);
+	return 0;
+}
+
 #include "process.bpf.h"

@@ -127,18 +127,10 @@ static __always_inline __u64 rb_flags(void)
 }
 
 /* Report request h of c as completed; the caller has claimed it. */
-static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 err,
-				      __u16 status, __u64 resp_body, __u64 now)
+static __always_inline void fill_http(struct aion_http_event *e, struct conn *c, __u32 tgid,
+				      struct aion_req *r, __u8 err, __u16 status, __u64 resp_body,
+				      __u64 now)
 {
-	struct aion_req *r = &c->q[h & (AION_QUEUE_DEPTH - 1)];
-	struct aion_http_event *e;
-
-	active_add(tgid, c->lport, -1);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(AION_CNT_EVENTS_LOST);
-		return;
-	}
 	e->kind = AION_EV_HTTP;
 	e->role = c->role;
 	e->method = r->method;
@@ -153,6 +145,58 @@ static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 
 	e->resp_body = resp_body;
 	e->path_len = r->path_len;
 	__builtin_memcpy(e->path, r->path, AION_PATH_MAX);
+}
+
+/* Write the staged records as one ring-buffer record. */
+static __always_inline void stage_flush(struct stage *st)
+{
+	__u32 n = st->n;
+
+	if (!n)
+		return;
+	if (n > AION_BATCH)
+		n = AION_BATCH;
+	if (bpf_ringbuf_output(&events, st->ev, n * sizeof(st->ev[0]), rb_flags()))
+		count_n(AION_CNT_EVENTS_LOST, n);
+	st->n = 0;
+}
+
+/* Report request h of c as completed; the caller has claimed it. */
+static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 err,
+				      __u16 status, __u64 resp_body, __u64 now)
+{
+	struct aion_req *r = &c->q[h & (AION_QUEUE_DEPTH - 1)];
+	struct aion_http_event *e;
+	struct stage *st;
+	__u32 zero = 0, n;
+
+	active_add(tgid, c->lport, -1);
+	st = bpf_map_lookup_elem(&stage, &zero);
+	if (st && !st->busy) {
+		/* busy: this program interrupted another one on this CPU in the
+		 * middle of its append (a softirq, or aion_flush's IPI); the
+		 * stage is not ours to touch, go straight to the ring. */
+		WRITE_ONCE(st->busy, 1);
+		n = st->n;
+		if (n >= AION_BATCH) {
+			stage_flush(st);
+			n = 0;
+		}
+		if (!n)
+			st->first_ns = now;
+		fill_http(&st->ev[n & (AION_BATCH - 1)], c, tgid, r, err, status, resp_body, now);
+		st->n = n + 1;
+		if (n + 1 >= AION_BATCH || now - st->first_ns >= AION_BATCH_NS)
+			stage_flush(st);
+		WRITE_ONCE(st->busy, 0);
+		return;
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(AION_CNT_EVENTS_LOST);
+		return;
+	}
+	fill_http(e, c, tgid, r, err, status, resp_body, now);
 	bpf_ringbuf_submit(e, rb_flags());
 }
 

@@ -9,6 +9,8 @@
 #define AION_QUEUE_DEPTH   8    /* pipelined requests in flight per connection */
 #define AION_WINDOW        1024 /* bytes of one syscall buffer that are parsed */
 #define AION_MAX_IOV       4    /* iovecs of readv/writev/sendmsg that are read */
+#define AION_BATCH         8    /* request records per ring-buffer record, at most */
+#define AION_BATCH_NS      20000000ULL /* a staged record waits at most this long for company */
 
 enum aion_http_method {
 	AION_METHOD_UNKNOWN = 0,
@@ -42,7 +44,8 @@ enum aion_event_kind {
 	AION_EV_PROC_FORK = 4, /* struct aion_proc_event: a traced process forked */
 };
 
-/* One completed (or aborted) HTTP request. */
+/* One completed (or aborted) HTTP request. A record of the `events` ring
+ * buffer holds 1 to AION_BATCH of them back to back. */
 struct aion_http_event {
 	__u8  kind;        /* AION_EV_HTTP */
 	__u8  role;        /* enum aion_role */
