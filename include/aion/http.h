@@ -290,7 +290,8 @@ static __always_inline void aion_http_end(struct aion_http_scan *s)
 	struct aion_http_frame *f = &s->f;
 
 	if (f->open) {
-		aion_http_mark(s, AION_MARK_END, 0, f->status, 0, f->has_clen ? f->clen : 0);
+		aion_http_mark(s, AION_MARK_END, 0, f->status, 0,
+			       f->has_clen && !f->no_body ? f->clen : 0);
 		if (!s->request)
 			s->head_req >>= 1; /* the next response answers the next request */
 	}
