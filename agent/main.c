@@ -148,13 +148,18 @@ static int parse_args(int argc, char **argv, struct config *c)
 			}
 			c->listen = optarg;
 			break;
-		case O_SVC:
-			if (!*optarg || strlen(optarg) > 63) {
-				fprintf(stderr, "aion-agent: --service-name must be 1 to 63 characters\n");
+		case O_SVC: {
+			const char *p;
+
+			for (p = optarg; *p && *p >= 0x20 && *p <= 0x7e; p++)
+				;
+			if (!*optarg || strlen(optarg) > 63 || *p) {
+				fprintf(stderr, "aion-agent: --service-name must be 1 to 63 printable ASCII characters\n");
 				return 2;
 			}
 			c->service_name = optarg;
 			break;
+		}
 		case O_ROUTES:
 			if (parse_uint(optarg, 100000, &v) || v == 0) {
 				fprintf(stderr, "aion-agent: --max-routes '%s' must be a number from 1 to 100000\n", optarg);

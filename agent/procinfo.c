@@ -32,6 +32,15 @@ static int read_small(const char *path, char *buf, size_t n)
 	return (int)r;
 }
 
+/* Label values must be UTF-8: a name is kept to printable ASCII, anything
+ * else (a byte of a non-UTF-8 file name, a control character) becomes '_'. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '_';
+}
+
 int procinfo__exe_name(int pid, char *out, size_t n)
 {
 	char path[64], link[4096], *base, *del;
@@ -50,6 +59,7 @@ int procinfo__exe_name(int pid, char *out, size_t n)
 		base = base ? base + 1 : link;
 		if (*base) {
 			snprintf(out, n, "%s", base);
+			printable(out);
 			return 0;
 		}
 	}
@@ -60,6 +70,7 @@ int procinfo__exe_name(int pid, char *out, size_t n)
 		return r < 0 ? (int)r : -ENOENT;
 	link[strcspn(link, "\n")] = '\0';
 	snprintf(out, n, "%s", link);
+	printable(out);
 	return 0;
 }
 
