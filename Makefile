@@ -23,12 +23,12 @@ AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps bench-deps run test unit integration bench clean
+.PHONY: all deps bench-deps run test unit integration fuzz bench clean
 all: $(BUILD)/aion-agent
 
 # Debian 12 packages for building, testing and the real servers the tests use.
 DEPS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool libcmocka-dev libmicrohttpd-dev \
-        make gcc pkg-config curl wrk nginx-light python3 prometheus iproute2 procps
+        make gcc pkg-config curl wrk nginx-light python3 prometheus iproute2 procps libclang-rt-14-dev
 deps:
 	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) >/dev/null; \
@@ -73,6 +73,22 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# libFuzzer on the HTTP parser, seeded with the real captures. `make test`
+# runs it for 20 s; `make fuzz FUZZ_SECONDS=600` for a real session.
+FUZZ_SECONDS ?= 20
+$(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c tests/unit/http_sim.h include/aion/http.h include/aion/abi.h
+	mkdir -p $(BUILD)/fuzz/corpus
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -Iinclude -Itests/unit $< -o $@
+
+fuzz: $(BUILD)/fuzz/fuzz_http
+	cp -n tests/unit/captures/*.bin $(BUILD)/fuzz/corpus/ 2>/dev/null || true
+	@$(BUILD)/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus > $(BUILD)/fuzz/log 2>&1; rc=$$?; \
+	  grep -E '^Done|^stat::(number_of_executed_units|new_units_added|peak_rss)' $(BUILD)/fuzz/log; \
+	  if [ $$rc -ne 0 ]; then grep -A40 -E '==ERROR|deadly signal|Test unit written' $(BUILD)/fuzz/log | head -80; \
+	    echo "fuzz: the HTTP parser failed on an input saved under $(BUILD)/fuzz/ (log: $(BUILD)/fuzz/log)"; exit 1; fi
+
 integration: $(BUILD)/aion-agent
 	/usr/bin/python3 tests/integration/run.py --agent $(BUILD)/aion-agent
 
@@ -80,6 +96,7 @@ integration: $(BUILD)/aion-agent
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) fuzz
 	$(MAKE) integration
 
 # Overhead benchmark (tests/bench/README.md): ~11 minutes; BENCH_ARGS=--quick for ~3.

@@ -29,8 +29,6 @@
 
 #include "abi.h"
 
-#define AION_HTTP_HEAD_MASK 1 /* head_req is a mask over pending requests */
-
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))
 #endif
