@@ -12,7 +12,7 @@ CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Werror=unu
               -D_GNU_SOURCE -Iinclude -Iagent -I$(BUILD) -MMD -MP
 LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
-              -Iinclude -I$(BUILD) -MMD -MP $(BPF_EXTRA)
+              -Iinclude -I$(BUILD) -MMD -MP
 
 # Agent modules that do not need the BPF skeleton: unit-tested on the host.
 LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c
