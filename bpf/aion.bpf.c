@@ -236,14 +236,7 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 	__u64 now = bpf_ktime_get_ns();
 	__u8 dir = a->write ? 1 : 0;
 
-	/* The side that reads requests is the server; a connection adopted
-	 * mid-flight learns its role from the first request it sees. */
-	if (c->role == AION_ROLE_UNKNOWN) {
-		if (dir == 1)
-			return; /* wait for a request to be read */
-		c->role = AION_ROLE_SERVER;
-	}
-	if (c->role != AION_ROLE_SERVER)
+	if (c->role == AION_ROLE_CLIENT)
 		return;
 	w = bpf_map_lookup_elem(&scratch, &zero);
 	if (!w)
@@ -274,6 +267,19 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 	s->len = carry + copy_segs(s->buf, carry, w->segs, w->nsegs ? 1 : 0, 0);
 	s->total = carry + ret;
 	s->pos = 0;
+	/* A connection adopted mid-flight learns its role from the first
+	 * start line it sees: the side that reads requests (or writes
+	 * responses) is the server. Until then nothing is parsed. */
+	if (c->role == AION_ROLE_UNKNOWN) {
+		__u32 po;
+
+		if (aion_http_method(s, 0, &po))
+			c->role = dir == 0 ? AION_ROLE_SERVER : AION_ROLE_CLIENT;
+		else if (aion_http_status(s, 0))
+			c->role = dir == 0 ? AION_ROLE_CLIENT : AION_ROLE_SERVER;
+		if (c->role != AION_ROLE_SERVER || dir == 1)
+			return; /* a server's first request is still to be read */
+	}
 	if (scan_round(0, &r) == 0)
 		bpf_loop(AION_ROUNDS - 1, scan_round, &r, 0);
 

@@ -279,6 +279,40 @@ def test_adopted_keepalive_connections():
     agent.stop()
 
 
+CLIENT_SCRIPT = r"""
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.request("GET", "/ok"); c.getresponse().read()
+print("READY", flush=True)
+sys.stdin.readline()
+for i in range(5):
+    c.request("GET", "/ok"); c.getresponse().read()
+print("DONE", flush=True)
+"""
+
+
+def test_adopted_client_connection_is_not_a_server():
+    """A traced client whose keep-alive connection was opened before the
+    agent started: its first write is a request, so the adopted connection is
+    a client's. Nothing is counted as served by it, nothing is a parse
+    error; the untraced nginx it talks to is not measured either."""
+    ng = start_nginx(NGINX_BASIC)
+    cl = lib.spawn(["/usr/bin/python3", "-c", CLIENT_SCRIPT, str(ng.port)],
+                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    _eq("client ready", cl.stdout.readline().strip(), b"READY")
+    agent = start_agent(["--pid", str(cl.pid)])
+    cl.stdin.write(b"go\n")
+    cl.stdin.flush()
+    _eq("client done", cl.stdout.readline().strip(), b"DONE")
+    cl.wait(timeout=10)
+    time.sleep(0.5)  # two agent polls
+    s = agent.scrape()
+    _eq("server requests counted", count(s), 0, s)
+    _eq("parse errors", total(s, "aion_agent_parse_errors_total"), 0, s)
+    _eq("adopted connections", total(s, "aion_agent_connections_adopted_total"), 1, s)
+    agent.stop()
+
+
 def test_nginx_chunked_gzip_keepalive():
     """gzip makes nginx answer with Transfer-Encoding: chunked; the end of a
     chunked response must be found so the next request on the connection is
