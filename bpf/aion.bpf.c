@@ -236,8 +236,6 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 	__u64 now = bpf_ktime_get_ns();
 	__u8 dir = a->write ? 1 : 0;
 
-	if (c->role == AION_ROLE_CLIENT)
-		return;
 	w = bpf_map_lookup_elem(&scratch, &zero);
 	if (!w)
 		return;

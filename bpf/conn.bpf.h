@@ -89,7 +89,6 @@ static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role)
 		return NULL;
 	__builtin_memset(sc->s.buf, 0, sizeof(struct conn));
 	c = (struct conn *)sc->s.buf;
-	c->gen = __sync_fetch_and_add(&gen_counter, 1) + 1;
 	c->sk = (__u64)sk;
 	c->svc = service_of(k->tgid);
 	c->kind = CK_TCP;

@@ -7,9 +7,6 @@
 const volatile bool trace_all = false;
 const volatile __u32 wakeup_bytes = 256 * 1024;
 
-/* Bumped for every connection created: the generation of a table entry. */
-__u64 gen_counter = 0;
-
 struct conn_key {
 	__u32 tgid;
 	__u32 fd;
@@ -31,7 +28,6 @@ struct aion_req {
 };
 
 struct conn {
-	__u64 gen;
 	__u64 sk;
 	__u32 head;        /* oldest request in flight (free-running) */
 	__u32 tail;        /* next free slot (free-running) */

@@ -269,14 +269,7 @@ class NginxServer(Server):
         vlog("nginx master %d, %d workers, port %d" % (self.proc.pid, len(self.workers), self.port))
 
     def errors(self):
-        out = ""
-        for n in ("stderr", "error.log"):
-            try:
-                with open(os.path.join(self.tmp, n), "rb") as f:
-                    out += f.read().decode("utf-8", "replace")
-            except OSError:
-                pass
-        return out.strip()[-1500:] or "(no output)"
+        return lib.log_tail(self.tmp, ("stderr", "error.log"), 1500)
 
     def stop(self):
         lib.stop_proc(self.proc, signal.SIGTERM, timeout=10.0)

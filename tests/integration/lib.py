@@ -59,6 +59,19 @@ def _register(p):
     return p
 
 
+def log_tail(tmp, names, limit=2000):
+    """The last `limit` characters of the named files in tmp (a server's
+    stderr and logs), for failure messages."""
+    out = ""
+    for n in names:
+        try:
+            with open(os.path.join(tmp, n), "rb") as f:
+                out += f.read().decode("utf-8", "replace")
+        except OSError:
+            pass
+    return out.strip()[-limit:] or "(no output)"
+
+
 def spawn(argv, **kw):
     """Popen in a new session (own process group), registered for cleanup."""
     kw.setdefault("stdin", subprocess.DEVNULL)
@@ -595,14 +608,7 @@ class Nginx:
         log("nginx master %d workers %s port %d" % (self.pid, self.workers, self.port))
 
     def errors(self):
-        out = ""
-        for n in ("stderr", "error.log"):
-            try:
-                with open(os.path.join(self.tmp, n), "rb") as f:
-                    out += f.read().decode("utf-8", "replace")
-            except OSError:
-                pass
-        return out.strip()[-2000:] or "(no output)"
+        return log_tail(self.tmp, ("stderr", "error.log"))
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
