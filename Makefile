@@ -15,9 +15,10 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
               -Iinclude -I$(BUILD) -MMD -MP
 
 # Agent modules that do not need the BPF skeleton: unit-tested on the host.
-LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c
+LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c \
+              agent/config.c agent/identity.c
 # Modules that drive the kernel side.
-BPF_SRCS   := agent/main.c agent/loader.c agent/targets.c agent/events.c
+BPF_SRCS   := agent/main.c agent/loader.c agent/targets.c agent/events.c agent/procs.c
 LIB_OBJS   := $(LIB_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -28,7 +29,8 @@ all: $(BUILD)/aion-agent
 
 # Debian 12 packages for building, testing and the real servers the tests use.
 DEPS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool libcmocka-dev libmicrohttpd-dev \
-        make gcc pkg-config curl wrk nginx-light python3 prometheus iproute2 procps libclang-rt-14-dev
+        make gcc pkg-config curl wrk nginx-light python3 prometheus iproute2 procps libclang-rt-14-dev \
+        postgresql-15 postgresql-client-15 util-linux
 deps:
 	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) >/dev/null; \

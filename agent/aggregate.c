@@ -30,7 +30,7 @@ struct istr {
 };
 
 struct series {
-	struct istr *service, *method, *route, *scheme, *error_type;
+	struct istr *service, *identity, *method, *route, *scheme, *error_type;
 	char *labels;		/* the escaped label block, built once */
 	size_t labels_len;
 	unsigned status, port;
@@ -180,7 +180,7 @@ static struct istr *aggregate__intern(struct aggregate *a, const char *s)
 
 /* Lookup key for a series, holding the sample's raw strings. */
 struct series_key {
-	const char *service, *method, *route, *scheme, *error_type;
+	const char *service, *identity, *method, *route, *scheme, *error_type;
 	unsigned status, port;
 };
 
@@ -189,6 +189,7 @@ static uint64_t series_key__hash(const struct series_key *k)
 	uint64_t h = HASH_SEED;
 
 	h = hash__str(h, k->service);
+	h = hash__str(h, k->identity);
 	h = hash__str(h, k->method);
 	h = hash__str(h, k->route);
 	h = hash__str(h, k->scheme);
@@ -206,6 +207,7 @@ static bool series__eq(const void *p, const void *key)
 	return s->status == k->status && s->port == k->port &&
 	       !strcmp(s->route->s, k->route) &&
 	       !strcmp(s->service->s, k->service) &&
+	       !strcmp(s->identity->s, k->identity) &&
 	       !strcmp(s->method->s, k->method) &&
 	       !strcmp(s->error_type->s, k->error_type) &&
 	       !strcmp(s->scheme->s, k->scheme);
@@ -381,7 +383,9 @@ static int series__labels(struct strbuf *sb, const struct series *s)
 {
 	strbuf__puts(sb, "service_name=\"");
 	strbuf__label_value(sb, s->service->s);
-	strbuf__puts(sb, "\",http_request_method=\"");
+	strbuf__puts(sb, "\"");
+	strbuf__puts(sb, s->identity->s); /* pre-escaped: ,container_id="..." */
+	strbuf__puts(sb, ",http_request_method=\"");
 	strbuf__label_value(sb, s->method->s);
 	strbuf__puts(sb, "\",http_response_status_code=\"");
 	strbuf__printf(sb, "%u", s->status); /* 0: no response was sent */
@@ -413,6 +417,7 @@ static struct series *aggregate__add_series(struct aggregate *a,
 	if (!s)
 		return NULL;
 	s->service = aggregate__intern(a, k->service);
+	s->identity = aggregate__intern(a, k->identity);
 	s->method = aggregate__intern(a, k->method);
 	s->route = aggregate__intern(a, k->route);
 	s->scheme = aggregate__intern(a, k->scheme);
@@ -421,7 +426,7 @@ static struct series *aggregate__add_series(struct aggregate *a,
 	s->port = k->port;
 	/* Interned strings that were created here stay in the pool: harmless,
 	 * and the next attempt finds them. */
-	if (!s->service || !s->method || !s->route || !s->scheme || !s->error_type)
+	if (!s->service || !s->identity || !s->method || !s->route || !s->scheme || !s->error_type)
 		goto fail;
 	strbuf__reset(&a->labels);
 	if (series__labels(&a->labels, s))
@@ -443,6 +448,7 @@ void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
 {
 	struct series_key k = {
 		.service = STR_OR_EMPTY(smp->service),
+		.identity = STR_OR_EMPTY(smp->identity),
 		.method = STR_OR_EMPTY(smp->method),
 		.route = STR_OR_EMPTY(smp->route),
 		.scheme = STR_OR_EMPTY(smp->scheme),

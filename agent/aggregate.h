@@ -20,6 +20,9 @@ struct agg_opts {
 
 struct http_sample {
 	const char *service;
+	/* Labels rendered after service_name, already escaped and each with a
+	 * leading comma (,container_id="..."); NULL or "" for none. */
+	const char *identity;
 	const char *method;
 	unsigned status;	/* 0: no response; rendered as "" */
 	const char *route;	/* normalised (route__normalize) */

@@ -14,11 +14,9 @@
 #include "aion.skel.h"
 #include "events.h"
 #include "procinfo.h"
+#include "procs.h"
+#include "targets.h"
 #include "route.h"
-
-#define SVC_BUCKETS 1024
-#define SVC_NAME    64
-#define DEAD_GRACE_NS (2ULL * 1000000000ULL) /* records may trail the exit notice */
 
 static const char *const method_names[AION_METHOD__COUNT] = {
 	[AION_METHOD_UNKNOWN] = "_OTHER", [AION_METHOD_GET] = "GET",
@@ -28,32 +26,25 @@ static const char *const method_names[AION_METHOD__COUNT] = {
 	[AION_METHOD_TRACE] = "TRACE",    [AION_METHOD_PATCH] = "PATCH",
 };
 
-struct svc {
-	struct svc *next;
-	__u32 tgid;
-	__u64 dead_ns; /* 0 while alive */
-	char name[SVC_NAME];
-};
-
 struct port_name {
+	const struct service *svc;
 	__u32 tgid;
-	char name[SVC_NAME];
 };
 
 struct events {
 	struct aion_bpf *skel;
 	struct aggregate *agg;
-	const char *service_name;
+	struct procs *procs;
+	struct targets *targets;
+	const char *const *exe_paths;
+	unsigned nexe_paths;
 	struct ring_buffer *rb;
-	pthread_mutex_t lock; /* svc table: the HTTP thread reads it */
-	struct svc *svc[SVC_BUCKETS];
 	unsigned long long handled;
 	int ncpus;
 	int flush_warned;
 	struct aion_active_slot *active; /* the kernel's array, mapped */
 	size_t active_len;
 	struct port_name *ports[65536];  /* service seen last on each port */
-	unsigned ndead;
 	__u64 last_sweep_ns;
 };
 
@@ -65,44 +56,11 @@ static __u64 now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* The service name of tgid; the caller holds the lock. */
-static const char *svc_name(struct events *ev, __u32 tgid, __u32 service_id)
-{
-	struct svc **b = &ev->svc[tgid % SVC_BUCKETS], *s;
-
-	(void)service_id; /* one --service-name names every target for now */
-	if (ev->service_name)
-		return ev->service_name;
-	for (s = *b; s; s = s->next)
-		if (s->tgid == tgid)
-			return s->name;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return "unknown";
-	s->tgid = tgid;
-	if (procinfo__exe_name((int)tgid, s->name, sizeof(s->name)))
-		snprintf(s->name, sizeof(s->name), "unknown");
-	s->next = *b;
-	*b = s;
-	return s->name;
-}
-
-static void svc_mark_dead(struct events *ev, __u32 tgid)
-{
-	struct svc *s;
-
-	for (s = ev->svc[tgid % SVC_BUCKETS]; s; s = s->next) {
-		if (s->tgid == tgid && !s->dead_ns) {
-			s->dead_ns = now_ns();
-			ev->ndead++;
-		}
-	}
-}
-
 static int on_http(struct events *ev, const struct aion_http_event *e)
 {
 	char route[ROUTE_MAX], status[8];
 	struct http_sample smp = {};
+	const struct service *svc;
 	size_t plen = e->path_len > AION_PATH_MAX ? AION_PATH_MAX : e->path_len;
 	int truncated = plen == AION_PATH_MAX && !memchr(e->path, ' ', plen);
 
@@ -123,11 +81,43 @@ static int on_http(struct events *ev, const struct aion_http_event *e)
 		smp.error_type = status;
 	}
 	smp.seconds = e->end_ns > e->start_ns ? (double)(e->end_ns - e->start_ns) / 1e9 : 0;
-	pthread_mutex_lock(&ev->lock);
-	smp.service = svc_name(ev, e->tgid, e->service_id);
+	procs__lock(ev->procs);
+	svc = procs__service(ev->procs, e->tgid, e->gen, e->service_id);
+	smp.service = svc->name;
+	smp.identity = svc->identity;
 	aggregate__http_server(ev->agg, &smp);
-	pthread_mutex_unlock(&ev->lock);
+	procs__unlock(ev->procs);
 	return 0;
+}
+
+static void on_proc(struct events *ev, const struct aion_proc_event *p)
+{
+	char why[4200];
+
+	switch (p->kind) {
+	case AION_EV_PROC_FORK:
+		snprintf(why, sizeof(why), "fork of pid %u", p->ppid);
+		procs__add(ev->procs, p->tgid, p->gen, p->service_id, why);
+		break;
+	case AION_EV_PROC_EXEC:
+		if (p->service_id < ev->nexe_paths && ev->exe_paths[p->service_id])
+			snprintf(why, sizeof(why), "exec of %s", ev->exe_paths[p->service_id]);
+		else
+			snprintf(why, sizeof(why), "exec by a traced process");
+		procs__add(ev->procs, p->tgid, p->gen, p->service_id, why);
+		break;
+	case AION_EV_PROC_LISTEN:
+		snprintf(why, sizeof(why), "listens on port %u", p->port);
+		procs__add(ev->procs, p->tgid, p->gen, p->service_id, why);
+		break;
+	case AION_EV_PROC_EXIT:
+		procs__exit(ev->procs, p->tgid, p->gen, p->cpu_user_ns, p->cpu_system_ns);
+		break;
+	case AION_EV_PROC_EXEC_OTHER:
+		if (ev->targets)
+			targets__on_exec(ev->targets, (int)p->tgid);
+		break;
+	}
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -150,70 +140,44 @@ static int on_record(void *ctx, void *data, size_t size)
 		ev->handled += n - (n > 0);
 		return 0;
 	}
-	case AION_EV_PROC_EXIT:
-		if (size >= sizeof(*p)) {
-			pthread_mutex_lock(&ev->lock);
-			svc_mark_dead(ev, p->tgid);
-			pthread_mutex_unlock(&ev->lock);
-		}
-		return 0;
-	case AION_EV_PROC_EXEC:
-		if (size >= sizeof(*p))
-			fprintf(stderr, "targets: pid %u exec'd a selected executable: traced\n", p->tgid);
-		return 0;
 	default:
+		if (size >= sizeof(*p))
+			on_proc(ev, p);
 		return 0;
 	}
 }
 
 /* Delete every key of a map keyed by a struct starting with a __u32 tgid
- * when that tgid is marked dead. */
+ * when that process is gone. */
 static void sweep_map(struct events *ev, int fd, size_t key_size)
 {
 	char key[16], next[16];
 	void *prev = NULL;
 	__u32 tgid;
-	struct svc *s;
-	int dead;
 
 	while (bpf_map_get_next_key(fd, prev, next) == 0) {
 		memcpy(&tgid, next, sizeof(tgid));
-		dead = 0;
-		for (s = ev->svc[tgid % SVC_BUCKETS]; s; s = s->next)
-			if (s->tgid == tgid && s->dead_ns)
-				dead = 1;
 		memcpy(key, next, key_size);
 		prev = key;
-		if (dead)
+		if (procs__gone(ev->procs, tgid))
 			bpf_map_delete_elem(fd, key);
 	}
 }
 
-/* Exited processes leave every map, a grace period after their exit. */
+/* Exited processes leave every map (conns, nonsock; the kernel removed
+ * them from targets), once records that trail the exit are handled. */
 static void sweep(struct events *ev)
 {
 	__u64 now = now_ns();
-	struct svc **pp, *s;
-	unsigned i;
 
-	if (!ev->ndead || now - ev->last_sweep_ns < DEAD_GRACE_NS)
+	if (now - ev->last_sweep_ns < 1000000000ULL)
 		return;
 	ev->last_sweep_ns = now;
-	pthread_mutex_lock(&ev->lock);
+	procs__lock(ev->procs);
 	sweep_map(ev, bpf_map__fd(ev->skel->maps.conns), sizeof(__u64));
 	sweep_map(ev, bpf_map__fd(ev->skel->maps.nonsock), sizeof(__u64));
-	for (i = 0; i < SVC_BUCKETS; i++) {
-		for (pp = &ev->svc[i]; (s = *pp);) {
-			if (s->dead_ns && now - s->dead_ns >= DEAD_GRACE_NS) {
-				*pp = s->next;
-				free(s);
-				ev->ndead--;
-			} else {
-				pp = &s->next;
-			}
-		}
-	}
-	pthread_mutex_unlock(&ev->lock);
+	procs__unlock(ev->procs);
+	procs__sweep(ev->procs);
 }
 
 struct events *events__new(const struct events_opts *o)
@@ -225,17 +189,21 @@ struct events *events__new(const struct events_opts *o)
 		return NULL;
 	ev->skel = o->skel;
 	ev->agg = o->agg;
-	ev->service_name = o->service_name;
+	ev->procs = o->procs;
+	ev->targets = o->targets;
+	ev->exe_paths = o->exe_paths;
+	ev->nexe_paths = o->nexe_paths;
 	ev->ncpus = libbpf_num_possible_cpus();
 	if (ev->ncpus < 1)
 		ev->ncpus = 1;
-	pthread_mutex_init(&ev->lock, NULL);
-	ev->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.events), on_record, ev, NULL);
+	/* Process events first: a new process is announced before its
+	 * requests are handled. */
+	ev->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.proc_events), on_record, ev, NULL);
 	if (!ev->rb) {
 		err = -errno;
 		goto fail;
 	}
-	err = ring_buffer__add(ev->rb, bpf_map__fd(o->skel->maps.proc_events), on_record, ev);
+	err = ring_buffer__add(ev->rb, bpf_map__fd(o->skel->maps.events), on_record, ev);
 	if (err)
 		goto fail;
 	ev->active_len = bpf_map__max_entries(o->skel->maps.active) * sizeof(struct aion_active_slot);
@@ -256,7 +224,6 @@ fail:
 
 void events__free(struct events *ev)
 {
-	struct svc *s, *n;
 	unsigned i;
 
 	if (!ev)
@@ -266,12 +233,6 @@ void events__free(struct events *ev)
 		munmap(ev->active, ev->active_len);
 	for (i = 0; i < 65536; i++)
 		free(ev->ports[i]);
-	for (i = 0; i < SVC_BUCKETS; i++)
-		for (s = ev->svc[i]; s; s = n) {
-			n = s->next;
-			free(s);
-		}
-	pthread_mutex_destroy(&ev->lock);
 	free(ev);
 }
 
@@ -328,8 +289,30 @@ static __u64 counter_sum(int fd, __u32 idx)
 	return sum;
 }
 
+/* Live keys of a hash map (walked: a hash map has no count to read). */
+static unsigned map_entries(int fd, size_t key_size)
+{
+	char key[16], next[16];
+	void *prev = NULL;
+	unsigned n = 0;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0 && n < (1u << 24)) {
+		memcpy(key, next, key_size);
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
 int events__render(struct events *ev, struct strbuf *out)
 {
+	static const struct {
+		const char *name;
+		size_t key_size;
+	} maps[] = { { "targets", 4 }, { "conns", 8 }, { "nonsock", 8 }, { "socks", 8 } };
+	struct bpf_map *m;
+	size_t i;
+
 	int cfd = bpf_map__fd(ev->skel->maps.counters);
 	struct port_name *pn;
 	unsigned port;
@@ -340,7 +323,7 @@ int events__render(struct events *ev, struct strbuf *out)
 	 * was started there and stays (series never disappear). */
 	strbuf__puts(out, "# HELP http_server_active_requests Requests read by a traced server and not yet answered.\n"
 			  "# TYPE http_server_active_requests gauge\n");
-	pthread_mutex_lock(&ev->lock);
+	procs__lock(ev->procs);
 	for (port = 0; port < 65536; port++) {
 		tgid = __atomic_load_n(&ev->active[port].tgid, __ATOMIC_RELAXED);
 		if (!tgid)
@@ -352,16 +335,31 @@ int events__render(struct events *ev, struct strbuf *out)
 			if (!pn)
 				continue;
 		}
-		if (pn->tgid != tgid) {
+		if (pn->tgid != tgid || !pn->svc) {
 			pn->tgid = tgid;
-			snprintf(pn->name, sizeof(pn->name), "%s", svc_name(ev, tgid, 0));
+			pn->svc = procs__service(ev->procs, tgid, 0, 0);
 		}
-		strbuf__puts(out, "http_server_active_requests{service_name=\"");
-		strbuf__label_value(out, pn->name);
-		strbuf__printf(out, "\",server_port=\"%u\"} %lld\n", port, n > 0 ? (long long)n : 0);
+		strbuf__printf(out, "http_server_active_requests{%s,server_port=\"%u\"} %lld\n",
+			       pn->svc->labels, port, n > 0 ? (long long)n : 0);
 	}
-	pthread_mutex_unlock(&ev->lock);
+	procs__unlock(ev->procs);
 
+	strbuf__puts(out, "# HELP aion_agent_map_entries Entries in a kernel map now.\n"
+			  "# TYPE aion_agent_map_entries gauge\n");
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		m = bpf_object__find_map_by_name(ev->skel->obj, maps[i].name);
+		if (m)
+			strbuf__printf(out, "aion_agent_map_entries{map=\"%s\"} %u\n", maps[i].name,
+				       map_entries(bpf_map__fd(m), maps[i].key_size));
+	}
+	strbuf__puts(out, "# HELP aion_agent_map_max_entries Capacity of a kernel map.\n"
+			  "# TYPE aion_agent_map_max_entries gauge\n");
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		m = bpf_object__find_map_by_name(ev->skel->obj, maps[i].name);
+		if (m)
+			strbuf__printf(out, "aion_agent_map_max_entries{map=\"%s\"} %u\n", maps[i].name,
+				       bpf_map__max_entries(m));
+	}
 	strbuf__printf(out,
 		"# HELP aion_agent_events_total Records read from the kernel's ring buffers.\n"
 		"# TYPE aion_agent_events_total counter\n"
@@ -376,6 +374,9 @@ int events__render(struct events *ev, struct strbuf *out)
 		"# TYPE aion_agent_map_update_errors_total counter\n"
 		"aion_agent_map_update_errors_total{map=\"conns\"} %llu\n"
 		"aion_agent_map_update_errors_total{map=\"targets\"} %llu\n"
+		"# HELP aion_agent_process_events_lost_total Process events (fork, exec, exit) the kernel could not report.\n"
+		"# TYPE aion_agent_process_events_lost_total counter\n"
+		"aion_agent_process_events_lost_total %llu\n"
 		"# HELP aion_agent_requests_dropped_total Pipelined requests beyond the per-connection queue.\n"
 		"# TYPE aion_agent_requests_dropped_total counter\n"
 		"aion_agent_requests_dropped_total{reason=\"queue_full\"} %llu\n"
@@ -387,6 +388,7 @@ int events__render(struct events *ev, struct strbuf *out)
 		(unsigned long long)counter_sum(cfd, AION_CNT_PARSE_GIVEUP),
 		(unsigned long long)counter_sum(cfd, AION_CNT_CONN_TABLE_FULL),
 		(unsigned long long)counter_sum(cfd, AION_CNT_TARGET_TABLE_FULL),
+		(unsigned long long)counter_sum(cfd, AION_CNT_PROC_LOST),
 		(unsigned long long)counter_sum(cfd, AION_CNT_QUEUE_FULL),
 		(unsigned long long)counter_sum(cfd, AION_CNT_ADOPTED));
 	return out->oom ? -ENOMEM : 0;

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The ring-buffer consumer: turns completed-request records into samples,
- * keeps the tgid -> service_name cache, and removes exited processes from
- * the kernel's maps. Runs on the main thread. */
+ * process events into the registry (procs.h), and removes exited processes
+ * from the kernel's maps. Runs on the main thread. */
 #ifndef AION_EVENTS_H
 #define AION_EVENTS_H
 
 #include "aggregate.h"
+#include "procs.h"
 #include "strbuf.h"
+#include "targets.h"
 
 struct aion_bpf;
 struct events;
@@ -14,7 +16,12 @@ struct events;
 struct events_opts {
 	struct aion_bpf *skel;
 	struct aggregate *agg;
-	const char *service_name; /* service id 1; NULL: executable base name */
+	struct procs *procs;      /* identities and the process registry */
+	struct targets *targets;  /* asked about execs of other files */
+	/* By service id: the --exe path of that selector, else NULL (for the
+	 * "instrumented: exec of PATH" log line). */
+	const char *const *exe_paths;
+	unsigned nexe_paths;
 };
 
 struct events *events__new(const struct events_opts *o);

@@ -13,60 +13,67 @@
 
 #include "aion.skel.h"
 #include "aggregate.h"
+#include "config.h"
 #include "events.h"
 #include "expo.h"
 #include "loader.h"
 #include "procinfo.h"
+#include "procs.h"
 #include "targets.h"
 
 #ifndef AION_VERSION
 #define AION_VERSION "0.1.0"
 #endif
 
-#define MAX_SELECTORS 64
-
 static const char usage[] =
 "Usage: aion-agent [SELECTOR]... [OPTION]...\n"
 "Measure the HTTP requests that unmodified processes serve, from eBPF, and\n"
 "serve them as Prometheus metrics.\n"
 "\n"
-"Selectors (at least one; repeatable and combinable):\n"
+"Selectors (at least one, here, in AION_* variables or in --config; repeatable\n"
+"and combinable):\n"
 "  --pid PID            trace this process and every process it forks\n"
 "  --exe PATH           trace every process whose executable is this file,\n"
-"                       running now or started later\n"
+"                       running now or started later; inside a container the\n"
+"                       path is looked up in the process's own root\n"
+"  --port N             trace every process listening on TCP port N, now or\n"
+"                       later, and the processes it forks\n"
 "  --all                trace every process on the host\n"
 "\n"
 "Options:\n"
+"  --config FILE        settings and [target] sections (see README); flags\n"
+"                       override AION_* variables, which override the file\n"
 "  --listen ADDR:PORT   where to serve /metrics, /healthz, /readyz\n"
 "                       (default 0.0.0.0:9090; [::1]:9090 and :9090 work too)\n"
-"  --service-name NAME  service_name label of every target (default: the\n"
-"                       executable's base name, e.g. nginx)\n"
+"  --service-name NAME  service_name label of every target without its own\n"
+"                       (default: the executable's base name, e.g. nginx)\n"
 "  --max-routes N       distinct http_route values kept per service; the rest\n"
 "                       are counted under http_route=\"/*\" (default 100)\n"
 "  --max-connections N  connections tracked at once (default 16384)\n"
+"  --k8s-log-dir DIR    where kubelet's container log links name pods\n"
+"                       (default /var/log/containers)\n"
 "  --verbose            print libbpf's messages (the verifier's log on failure)\n"
 "  -h, --help           print this help and exit\n"
 "  --version            print the version and exit\n"
 "\n"
+"Environment: AION_CONFIG, AION_PID, AION_EXE, AION_PORT (comma-separated),\n"
+"AION_ALL=1, AION_LISTEN, AION_SERVICE_NAME, AION_MAX_ROUTES,\n"
+"AION_MAX_CONNECTIONS, AION_K8S_LOG_DIR.\n"
+"\n"
 "Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and a kernel with BTF.\n"
 "Example: sudo aion-agent --exe /usr/sbin/nginx && curl -s localhost:9090/metrics\n";
 
-struct config {
-	int pids[MAX_SELECTORS];
-	int npids;
-	const char *exes[MAX_SELECTORS];
-	int nexes;
-	int all;
-	const char *listen;
-	const char *service_name;
-	unsigned max_routes;
-	unsigned max_connections;
+struct options {
+	struct config cfg;   /* flags, then completed from env and file */
+	const char *config_path;
 	int verbose;
+	int all;
 };
 
 struct agent {
 	struct aggregate *agg;
 	struct events *ev;
+	struct procs *procs;
 };
 
 static volatile sig_atomic_t stop;
@@ -77,105 +84,79 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+/* 0, or 2 after one line on stderr (usage error), or -1 for --help/--version. */
+/* "max_routes '0' must ..." -> "--max-routes '0' must ...": name the flag. */
+static void flag_error(const char *err)
 {
-	char *end;
-	unsigned long v;
+	char buf[CONFIG_ERR];
+	size_t i;
 
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	snprintf(buf, sizeof(buf), "%s", err);
+	for (i = 0; buf[i] && buf[i] != ' '; i++)
+		if (buf[i] == '_')
+			buf[i] = '-';
+	fprintf(stderr, "aion-agent: --%s\n", buf);
 }
 
-/* 0, or 2 after one line on stderr (usage error), or -1 for --help/--version. */
-static int parse_args(int argc, char **argv, struct config *c)
+static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { O_PID = 256, O_EXE, O_ALL, O_LISTEN, O_SVC, O_ROUTES, O_CONNS, O_VERBOSE, O_VERSION };
+	enum { O_PID = 256, O_EXE, O_PORT, O_ALL, O_CONFIG, O_LISTEN, O_SVC, O_ROUTES, O_CONNS,
+	       O_K8S, O_VERBOSE, O_VERSION };
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "exe", required_argument, NULL, O_EXE },
+		{ "port", required_argument, NULL, O_PORT },
 		{ "all", no_argument, NULL, O_ALL },
+		{ "config", required_argument, NULL, O_CONFIG },
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "service-name", required_argument, NULL, O_SVC },
 		{ "max-routes", required_argument, NULL, O_ROUTES },
 		{ "max-connections", required_argument, NULL, O_CONNS },
+		{ "k8s-log-dir", required_argument, NULL, O_K8S },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{},
 	};
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	unsigned long v;
-	int opt;
+	static const char *const set_keys[] = {
+		[O_LISTEN - O_LISTEN] = "listen", [O_SVC - O_LISTEN] = "service_name",
+		[O_ROUTES - O_LISTEN] = "max_routes", [O_CONNS - O_LISTEN] = "max_connections",
+		[O_K8S - O_LISTEN] = "k8s_log_dir",
+	};
+	char err[CONFIG_ERR];
+	int opt, rc;
 
-	c->listen = "0.0.0.0:9090";
-	c->max_routes = 100;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case O_PID:
-			if (parse_uint(optarg, INT_MAX, &v) || v == 0) {
-				fprintf(stderr, "aion-agent: --pid '%s' is not a process id (a positive number)\n", optarg);
-				return 2;
-			}
-			if (c->npids == MAX_SELECTORS) {
-				fprintf(stderr, "aion-agent: at most %d --pid selectors\n", MAX_SELECTORS);
-				return 2;
-			}
-			c->pids[c->npids++] = (int)v;
-			break;
 		case O_EXE:
-			if (c->nexes == MAX_SELECTORS) {
-				fprintf(stderr, "aion-agent: at most %d --exe selectors\n", MAX_SELECTORS);
+		case O_PORT:
+		case O_ALL:
+			rc = config__add_selector(&o->cfg, opt == O_PID ? SEL_PID : opt == O_EXE ? SEL_EXE :
+					      opt == O_PORT ? SEL_PORT : SEL_ALL,
+					      opt == O_ALL ? NULL : optarg, NULL, err, sizeof(err));
+			if (rc) {
+				flag_error(rc == -ENOMEM ? "out of memory" : err);
 				return 2;
 			}
-			c->exes[c->nexes++] = optarg;
 			break;
-		case O_ALL:
-			c->all = 1;
+		case O_CONFIG:
+			o->config_path = optarg;
 			break;
 		case O_LISTEN:
-			if (expo__parse_listen(optarg, &ss, &sl)) {
-				fprintf(stderr, "aion-agent: --listen '%s' is not ADDR:PORT "
-						"(e.g. 0.0.0.0:9090, [::1]:9090, :9090)\n", optarg);
-				return 2;
-			}
-			c->listen = optarg;
-			break;
-		case O_SVC: {
-			const char *p;
-
-			for (p = optarg; *p && *p >= 0x20 && *p <= 0x7e; p++)
-				;
-			if (!*optarg || strlen(optarg) > 63 || *p) {
-				fprintf(stderr, "aion-agent: --service-name must be 1 to 63 printable ASCII characters\n");
-				return 2;
-			}
-			c->service_name = optarg;
-			break;
-		}
+		case O_SVC:
 		case O_ROUTES:
-			if (parse_uint(optarg, 100000, &v) || v == 0) {
-				fprintf(stderr, "aion-agent: --max-routes '%s' must be a number from 1 to 100000\n", optarg);
-				return 2;
-			}
-			c->max_routes = (unsigned)v;
-			break;
 		case O_CONNS:
-			if (parse_uint(optarg, 1 << 22, &v) || v < 64) {
-				fprintf(stderr, "aion-agent: --max-connections '%s' must be a number from 64 to 4194304\n", optarg);
+		case O_K8S:
+			rc = config__set(&o->cfg, set_keys[opt - O_LISTEN], optarg, err, sizeof(err));
+			if (rc) {
+				flag_error(rc == -ENOMEM ? "out of memory" : err);
 				return 2;
 			}
-			c->max_connections = (unsigned)v;
 			break;
 		case O_VERBOSE:
-			c->verbose = 1;
+			o->verbose = 1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -195,32 +176,71 @@ static int parse_args(int argc, char **argv, struct config *c)
 		fprintf(stderr, "aion-agent: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return 2;
 	}
-	if (!c->npids && !c->nexes && !c->all) {
-		fprintf(stderr, "aion-agent: nothing to trace: give --pid PID, --exe PATH or --all (see --help)\n");
-		return 2;
-	}
 	return 0;
 }
 
+/* Complete the flags with the environment and the config file. 0 or 2. */
+static int load_layers(struct options *o)
+{
+	struct config env = {}, file = {};
+	char err[CONFIG_ERR];
+	const char *path = o->config_path;
+	int rc;
+
+	rc = config__from_env(&env, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "aion-agent: %s\n", rc == -ENOMEM ? "out of memory" : err);
+		goto fail;
+	}
+	if (!path)
+		path = getenv("AION_CONFIG");
+	if (path && *path) {
+		rc = config__load(&file, path, err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "aion-agent: config %s\n", rc == -ENOMEM ? "out of memory" : err);
+			goto fail;
+		}
+	}
+	config__merge(&env, &file);
+	config__merge(&o->cfg, &env);
+	config__free(&env);
+	config__free(&file);
+	if (!o->cfg.nsel) {
+		fprintf(stderr, "aion-agent: nothing to trace: give --pid PID, --exe PATH, --port N or --all "
+				"(or a [target] in --config; see --help)\n");
+		return 2;
+	}
+	return 0;
+fail:
+	config__free(&env);
+	config__free(&file);
+	return 2;
+}
+
 /* Selectors that name something absent fail before anything is loaded. */
-static int check_selectors(const struct config *c)
+static int check_selectors(struct options *o)
 {
 	struct stat st;
 	int i;
 
-	for (i = 0; i < c->npids; i++) {
-		if (!procinfo__alive(c->pids[i])) {
-			fprintf(stderr, "aion-agent: --pid %d: no such process\n", c->pids[i]);
+	for (i = 0; i < o->cfg.nsel; i++) {
+		struct selector *s = &o->cfg.sel[i];
+
+		if (s->kind == SEL_ALL)
+			o->all = 1;
+		if (s->kind == SEL_PID && !procinfo__alive(s->pid)) {
+			fprintf(stderr, "aion-agent: --pid %d: no such process\n", s->pid);
 			return -ESRCH;
 		}
-	}
-	for (i = 0; i < c->nexes; i++) {
-		if (stat(c->exes[i], &st)) {
-			fprintf(stderr, "aion-agent: --exe %s: %s\n", c->exes[i], strerror(errno));
-			return -errno;
+		if (s->kind != SEL_EXE)
+			continue;
+		if (s->exe[0] != '/') {
+			fprintf(stderr, "aion-agent: --exe %s: give an absolute path (it is also looked up "
+					"inside containers)\n", s->exe);
+			return -EINVAL;
 		}
-		if (!S_ISREG(st.st_mode)) {
-			fprintf(stderr, "aion-agent: --exe %s: not a regular file\n", c->exes[i]);
+		if (stat(s->exe, &st) == 0 && !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "aion-agent: --exe %s: not a regular file\n", s->exe);
 			return -EINVAL;
 		}
 	}
@@ -235,6 +255,9 @@ static int render(struct strbuf *out, void *arg)
 	err = aggregate__render(a->agg, out);
 	if (err)
 		return err;
+	err = procs__render(a->procs, out);
+	if (err)
+		return err;
 	if (a->ev)
 		return events__render(a->ev, out);
 	return 0;
@@ -242,26 +265,40 @@ static int render(struct strbuf *out, void *arg)
 
 int main(int argc, char **argv)
 {
-	struct config cfg = {};
+	struct options opt = {};
+	struct config *cfg = &opt.cfg;
 	struct agent agent = {};
 	struct agg_opts aopts = {};
 	struct loader_opts lopts = {};
 	struct expo_opts eopts = {};
 	struct events_opts vopts = {};
+	struct procs_opts popts = {};
+	struct targets_maps tmaps = {};
+	const char *names[CONFIG_MAX_SELECTORS + 1] = {};
+	const char *exe_paths[CONFIG_MAX_SELECTORS + 1] = {};
 	struct aion_bpf *skel = NULL;
 	struct targets *tg = NULL;
 	struct expo *expo = NULL;
 	struct sigaction sa = {};
-	__u32 svc;
 	int err, i;
 
-	err = parse_args(argc, argv, &cfg);
-	if (err)
+	err = parse_args(argc, argv, &opt);
+	if (!err)
+		err = load_layers(&opt);
+	if (err) {
+		config__free(cfg);
 		return err < 0 ? 0 : err;
-	if (check_selectors(&cfg))
+	}
+	if (check_selectors(&opt) || loader__preflight()) {
+		config__free(cfg);
 		return 1;
-	if (loader__preflight())
+	}
+	if (!cfg->listen)
+		cfg->listen = strdup("0.0.0.0:9090");
+	if (!cfg->listen) {
+		config__free(cfg);
 		return 1;
+	}
 
 	/* A scrape builds a large body and frees it: keep such buffers in
 	 * their own mappings so that the memory goes back to the system
@@ -274,14 +311,27 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	aopts.max_routes_per_service = cfg.max_routes;
+	/* Service id i + 1 is selector i's (children inherit it in the
+	 * kernel); 0 is for processes no selector named (--all). */
+	for (i = 0; i < cfg->nsel; i++) {
+		names[i + 1] = cfg->sel[i].service_name;
+		exe_paths[i + 1] = cfg->sel[i].exe;
+	}
+	popts.names = names;
+	popts.nnames = cfg->nsel + 1;
+	popts.default_name = cfg->service_name;
+	popts.k8s_log_dir = cfg->k8s_log_dir;
+	popts.log = !opt.all;
+	agent.procs = procs__new(&popts);
+	aopts.max_routes_per_service = cfg->max_routes ? cfg->max_routes : 100;
 	agent.agg = aggregate__new(&aopts);
-	if (!agent.agg) {
+	if (!agent.agg || !agent.procs) {
 		fprintf(stderr, "aion-agent: cannot set up the aggregator: %s\n", strerror(errno));
-		return 1;
+		err = -ENOMEM;
+		goto cleanup;
 	}
 	/* Serve /healthz at once; /readyz turns 200 once targets are traced. */
-	eopts.listen = cfg.listen;
+	eopts.listen = cfg->listen;
 	eopts.render = render;
 	eopts.arg = &agent;
 	expo = expo__start(&eopts);
@@ -290,46 +340,65 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 
-	lopts.trace_all = cfg.all;
-	lopts.max_connections = cfg.max_connections;
-	lopts.verbose = cfg.verbose;
+	lopts.trace_all = opt.all;
+	lopts.max_connections = cfg->max_connections;
+	lopts.verbose = opt.verbose;
 	skel = loader__start(&lopts);
 	if (!skel) {
 		err = -errno;
 		goto cleanup;
 	}
+	tmaps.targets_fd = bpf_map__fd(skel->maps.targets);
+	tmaps.bits_fd = bpf_map__fd(skel->maps.target_bits);
+	tmaps.nwords = bpf_map__max_entries(skel->maps.target_bits);
+	tmaps.exes_fd = bpf_map__fd(skel->maps.exes);
+	tmaps.ports_fd = bpf_map__fd(skel->maps.ports);
+	tmaps.report_execs = &skel->bss->report_execs;
+	tg = targets__new(&tmaps, agent.procs);
+	if (!tg) {
+		err = -errno;
+		goto cleanup;
+	}
 	vopts.skel = skel;
 	vopts.agg = agent.agg;
-	vopts.service_name = cfg.service_name;
+	vopts.procs = agent.procs;
+	vopts.targets = tg;
+	vopts.exe_paths = exe_paths;
+	vopts.nexe_paths = cfg->nsel + 1;
 	agent.ev = events__new(&vopts);
 	if (!agent.ev) {
 		err = -errno;
 		goto cleanup;
 	}
-	tg = targets__new(bpf_map__fd(skel->maps.targets), bpf_map__fd(skel->maps.target_bits),
-			  bpf_map__max_entries(skel->maps.target_bits), bpf_map__fd(skel->maps.exes));
-	if (!tg) {
-		err = -errno;
-		goto cleanup;
-	}
-	svc = cfg.service_name ? 1 : 0;
-	for (i = 0; i < cfg.nexes; i++) {
-		err = targets__add_exe(tg, cfg.exes[i], svc);
-		if (err) {
-			fprintf(stderr, "aion-agent: --exe %s: %s\n", cfg.exes[i], strerror(-err));
-			goto cleanup;
+	for (i = 0; i < cfg->nsel; i++) {
+		struct selector *s = &cfg->sel[i];
+
+		switch (s->kind) {
+		case SEL_EXE:
+			err = targets__add_exe(tg, s->exe, i + 1);
+			if (err)
+				fprintf(stderr, "aion-agent: --exe %s: %s\n", s->exe, strerror(-err));
+			break;
+		case SEL_PID:
+			err = targets__add_pid(tg, s->pid, i + 1);
+			if (err)
+				fprintf(stderr, "aion-agent: --pid %d: %s\n", s->pid,
+					err == -ESRCH ? "no such process" : strerror(-err));
+			break;
+		case SEL_PORT:
+			err = targets__add_port(tg, s->port, i + 1);
+			if (err)
+				fprintf(stderr, "aion-agent: --port %u: %s\n", s->port, strerror(-err));
+			break;
+		default:
+			err = 0;
+			break;
 		}
-	}
-	for (i = 0; i < cfg.npids; i++) {
-		err = targets__add_pid(tg, cfg.pids[i], svc);
-		if (err) {
-			fprintf(stderr, "aion-agent: --pid %d: %s\n", cfg.pids[i],
-				err == -ESRCH ? "no such process" : strerror(-err));
+		if (err)
 			goto cleanup;
-		}
 	}
 	fprintf(stderr, "aion-agent: ready: tracing %s, metrics on http://%s/metrics\n",
-		cfg.all ? "every process" : "the selected processes", cfg.listen);
+		opt.all ? "every process" : "the selected processes", cfg->listen);
 	expo__set_ready(expo, 1);
 
 	err = 0;
@@ -352,5 +421,7 @@ cleanup:
 	events__free(agent.ev);
 	targets__free(tg);
 	aggregate__free(agent.agg);
+	procs__free(agent.procs);
+	config__free(cfg);
 	return err < 0 ? 1 : 0;
 }

@@ -141,3 +141,45 @@ int procinfo__for_each(int (*fn)(int pid, void *arg), void *arg)
 	closedir(d);
 	return err < 0 ? err : 0;
 }
+
+int procinfo__stat(int pid, struct proc_stat *st)
+{
+	char path[64], buf[2048], *p;
+	unsigned long long ut, stt;
+	long threads, rss;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	r = read_small(path, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	p = strrchr(buf, ')');
+	/* After comm: state(3) ... utime(14) stime(15) ... num_threads(20) ...
+	 * rss(24), in pages. */
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu"
+			 " %*d %*d %*d %*d %ld %*d %*u %*u %ld", &ut, &stt, &threads, &rss) != 4)
+		return -EINVAL;
+	st->user_ticks = ut;
+	st->system_ticks = stt;
+	st->threads = threads;
+	st->rss_pages = rss;
+	return 0;
+}
+
+long procinfo__count_fds(int pid)
+{
+	char path[64];
+	struct dirent *de;
+	long n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}

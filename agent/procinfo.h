@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* What /proc says about a process: its executable, its parent. */
+/* What /proc says about a process: its executable, its parent, its usage. */
 #ifndef AION_PROCINFO_H
 #define AION_PROCINFO_H
 
@@ -19,6 +19,17 @@ int procinfo__ppid(int pid);
 int procinfo__alive(int pid);
 /* Call fn for every process id in /proc; stops early when fn returns non-zero. */
 int procinfo__for_each(int (*fn)(int pid, void *arg), void *arg);
+struct proc_stat {
+	unsigned long long user_ticks;   /* clock ticks (sysconf _SC_CLK_TCK) */
+	unsigned long long system_ticks;
+	long threads;
+	long rss_pages;
+};
+
+/* CPU times, threads and RSS from /proc/PID/stat. 0 or -errno. */
+int procinfo__stat(int pid, struct proc_stat *st);
+/* Open file descriptors (entries of /proc/PID/fd), or -errno. */
+long procinfo__count_fds(int pid);
 /* The kernel's dev_t encoding (major << 20 | minor) of a user-space dev_t. */
 __u32 procinfo__kdev(dev_t dev);
 

@@ -11,6 +11,7 @@
 #include "aion/http.h"
 #include "maps.bpf.h"
 #include "conn.bpf.h"
+#include "process.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -421,7 +422,13 @@ int aion_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct conn_key *kp, k;
 	struct conn *c;
 
-	if (ctx->protocol != IPPROTO_TCP || ctx->oldstate != 1 /* ESTABLISHED */)
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (ctx->newstate == TCP_LISTEN_STATE) {
+		on_listen(ctx->sport);
+		return 0;
+	}
+	if (ctx->oldstate != 1 /* ESTABLISHED */)
 		return 0;
 	if (ctx->newstate != 8 /* CLOSE_WAIT */ && ctx->newstate != 7 /* CLOSE */)
 		return 0;
@@ -449,5 +456,3 @@ int aion_flush(void *ctx)
 		stage_flush(st);
 	return 0;
 }
-
-#include "process.bpf.h"

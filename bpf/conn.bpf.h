@@ -23,12 +23,6 @@ static __always_inline int is_target(__u32 tgid)
 	return w && ((*w >> (tgid & 63)) & 1);
 }
 
-static __always_inline __u32 service_of(__u32 tgid)
-{
-	struct aion_target *t = target_of(tgid);
-
-	return t ? t->service_id : 0;
-}
 
 /* The struct sock behind fd of the current task, or NULL when fd is not a
  * socket. Reads the task's fd table as DESIGN.md describes. */
@@ -90,7 +84,14 @@ static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role)
 	__builtin_memset(sc->s.buf, 0, sizeof(struct conn));
 	c = (struct conn *)sc->s.buf;
 	c->sk = (__u64)sk;
-	c->svc = service_of(k->tgid);
+	{
+		struct aion_target *t = target_of(k->tgid);
+
+		if (t) {
+			c->svc = t->service_id;
+			c->gen = t->gen;
+		}
+	}
 	c->kind = CK_TCP;
 	c->role = role;
 	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -138,6 +139,7 @@ static __always_inline void fill_http(struct aion_http_event *e, struct conn *c,
 	e->server_port = c->role == AION_ROLE_CLIENT ? c->rport : c->lport;
 	e->tgid = tgid;
 	e->service_id = c->svc;
+	e->gen = c->gen;
 	e->start_ns = r->start_ns;
 	e->end_ns = now;
 	e->req_body = r->body;

@@ -6,6 +6,11 @@
 /* Settings from the agent (rodata, set before load). */
 const volatile bool trace_all = false;
 const volatile __u32 wakeup_bytes = 256 * 1024;
+/* Set by the agent while --exe selectors name paths: execs of other files
+ * are reported so that it can match them through /proc/PID/root. */
+volatile __u32 report_execs;
+/* Incarnation numbers handed out by the kernel side (struct aion_target). */
+__u32 gen_next;
 
 struct conn_key {
 	__u32 tgid;
@@ -37,7 +42,7 @@ struct conn {
 	__u8  kind;        /* enum conn_kind */
 	__u8  role;        /* enum aion_role */
 	__u8  carry_len[2];
-	__u32 pad;
+	__u32 gen;         /* incarnation of the owning process */
 	__u64 carry_ns[2];
 	struct aion_http_frame fr[2]; /* 0: bytes read, 1: bytes written */
 	__u8  carry[2][AION_CARRY];
@@ -102,6 +107,14 @@ struct {
 	__type(key, struct aion_exe_key);
 	__type(value, __u32);
 } exes SEC(".maps");
+
+/* --port selectors: TCP port (host order) -> service id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u16);
+	__type(value, __u32);
+} ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -1,84 +1,162 @@
 /* SPDX-License-Identifier: MIT */
 /* Process lifecycle: the target set follows fork in the kernel (a pre-fork
  * server's new worker is traced before its first request), exec of a
- * selected executable adds a target, exit removes it. */
+ * selected executable and listen() on a selected port add a target, exit
+ * removes it. Every change is reported to the agent on proc_events. */
 #ifndef AION_PROCESS_BPF_H
 #define AION_PROCESS_BPF_H
 
-static __always_inline void proc_notice(__u8 kind, __u32 tgid, __u32 ppid, __u32 svc)
+#define TCP_LISTEN_STATE 10
+
+struct proc_note {
+	__u8 kind;
+	__u16 port;
+	__u32 tgid;
+	__u32 ppid;
+	__u32 svc;
+	__u32 gen;
+};
+
+static __always_inline void proc_notice(struct proc_note *n, struct task_struct *exiting)
 {
 	struct aion_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
 
 	if (!e) {
-		count(AION_CNT_EVENTS_LOST);
+		count(AION_CNT_PROC_LOST);
 		return;
 	}
-	e->kind = kind;
-	e->tgid = tgid;
-	e->ppid = ppid;
-	e->service_id = svc;
+	e->kind = n->kind;
+	e->pad = 0;
+	e->port = n->port;
+	e->tgid = n->tgid;
+	e->ppid = n->ppid;
+	e->service_id = n->svc;
+	e->gen = n->gen;
+	e->pad2 = 0;
+	e->cpu_user_ns = 0;
+	e->cpu_system_ns = 0;
+	if (exiting) {
+		/* The leader's own time plus that of the threads gone before it
+		 * (the kernel adds the leader's to signal only at release). */
+		e->cpu_user_ns = BPF_CORE_READ(exiting, utime) + BPF_CORE_READ(exiting, signal, utime);
+		e->cpu_system_ns = BPF_CORE_READ(exiting, stime) + BPF_CORE_READ(exiting, signal, stime);
+	}
 	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline __u32 gen_new(void)
+{
+	return (__sync_fetch_and_add(&gen_next, 1) + 1) & ~AION_GEN_AGENT;
+}
+
+/* Add tgid to the target set as a new incarnation; 0 on success. */
+static __always_inline int target_add(__u32 tgid, __u32 svc, __u32 *gen)
+{
+	struct aion_target t = { .service_id = svc, .gen = gen_new() };
+
+	if (bpf_map_update_elem(&targets, &tgid, &t, BPF_ANY)) {
+		count(AION_CNT_TARGET_TABLE_FULL);
+		return -1;
+	}
+	target_bit(tgid, 1);
+	*gen = t.gen;
+	return 0;
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(aion_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = parent->tgid, ctgid = child->tgid;
-	struct aion_target *t, nt;
+	struct proc_note n = { .kind = AION_EV_PROC_FORK };
+	struct aion_target *t;
 
-	if (ptgid == ctgid)
+	n.ppid = parent->tgid;
+	n.tgid = child->tgid;
+	if (n.ppid == n.tgid)
 		return 0; /* a thread */
-	t = target_of(ptgid);
+	t = target_of(n.ppid);
 	if (!t)
 		return 0;
-	nt = *t;
-	if (bpf_map_update_elem(&targets, &ctgid, &nt, BPF_ANY)) {
-		count(AION_CNT_TARGET_TABLE_FULL);
+	n.svc = t->service_id;
+	if (target_add(n.tgid, n.svc, &n.gen))
 		return 0;
-	}
-	target_bit(ctgid, 1);
-	proc_notice(AION_EV_PROC_FORK, ctgid, ptgid, nt.service_id);
+	proc_notice(&n, NULL);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(aion_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	struct proc_note n = { .kind = AION_EV_PROC_EXEC };
 	struct aion_exe_key key = {};
-	struct aion_target t = {};
+	struct aion_target *t;
 	struct inode *ino;
-	__u32 tgid = p->tgid, *svc;
+	__u32 *svc;
 
-	ino = BPF_CORE_READ(bprm, file, f_inode);
+	n.tgid = p->tgid;
+	/* The new executable: mm->exe_file was set by the exec (bprm->file
+	 * may already be released or replaced by an interpreter). */
+	ino = BPF_CORE_READ(p, mm, exe_file, f_inode);
 	if (!ino)
 		return 0;
 	key.ino = BPF_CORE_READ(ino, i_ino);
 	key.dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	svc = bpf_map_lookup_elem(&exes, &key);
-	if (!svc)
-		return 0;
-	t.service_id = *svc;
-	if (bpf_map_update_elem(&targets, &tgid, &t, BPF_ANY)) {
-		count(AION_CNT_TARGET_TABLE_FULL);
+	t = target_of(n.tgid);
+	if (svc) {
+		n.svc = *svc;
+	} else if (t) {
+		n.svc = t->service_id; /* a traced process exec'd: a new incarnation */
+	} else {
+		if (report_execs) {
+			n.kind = AION_EV_PROC_EXEC_OTHER;
+			proc_notice(&n, NULL);
+		}
 		return 0;
 	}
-	target_bit(tgid, 1);
-	proc_notice(AION_EV_PROC_EXEC, tgid, 0, t.service_id);
+	if (target_add(n.tgid, n.svc, &n.gen))
+		return 0;
+	proc_notice(&n, NULL);
 	return 0;
+}
+
+/* listen() on a --port port: runs in the listening task (inet_sock_set_state
+ * to TCP_LISTEN is fired from inet_csk_listen_start). */
+static __always_inline void on_listen(__u16 port)
+{
+	struct proc_note n = { .kind = AION_EV_PROC_LISTEN, .port = port };
+	__u32 *svc = bpf_map_lookup_elem(&ports, &port);
+
+	if (!svc)
+		return;
+	n.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (target_of(n.tgid))
+		return;
+	n.svc = *svc;
+	if (target_add(n.tgid, n.svc, &n.gen))
+		return;
+	proc_notice(&n, NULL);
 }
 
 SEC("tracepoint/sched/sched_process_exit")
 int aion_exit(void *ctx)
 {
+	struct proc_note n = { .kind = AION_EV_PROC_EXIT };
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
+	struct aion_target *t;
 
-	if ((__u32)id != tgid)
+	n.tgid = id >> 32;
+	if ((__u32)id != n.tgid)
 		return 0; /* a thread, not the process */
-	if (bpf_map_delete_elem(&targets, &tgid) == 0 || trace_all) {
-		target_bit(tgid, 0);
-		proc_notice(AION_EV_PROC_EXIT, tgid, 0, 0);
+	t = target_of(n.tgid);
+	if (t) {
+		n.svc = t->service_id;
+		n.gen = t->gen;
+		bpf_map_delete_elem(&targets, &n.tgid);
+	} else if (!trace_all) {
+		return 0;
 	}
+	target_bit(n.tgid, 0);
+	proc_notice(&n, bpf_get_current_task_btf());
 	return 0;
 }
 

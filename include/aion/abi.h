@@ -42,6 +42,8 @@ enum aion_event_kind {
 	AION_EV_PROC_EXEC = 2, /* struct aion_proc_event: exec of a traced process */
 	AION_EV_PROC_EXIT = 3, /* struct aion_proc_event: a traced process exited */
 	AION_EV_PROC_FORK = 4, /* struct aion_proc_event: a traced process forked */
+	AION_EV_PROC_LISTEN = 5, /* struct aion_proc_event: listens on a selected port: traced */
+	AION_EV_PROC_EXEC_OTHER = 6, /* struct aion_proc_event: exec of another file (path check) */
 };
 
 /* One completed (or aborted) HTTP request. A record of the `events` ring
@@ -60,7 +62,8 @@ struct aion_http_event {
 	__u64 req_body;    /* request body bytes (Content-Length), 0 when none */
 	__u64 resp_body;   /* response body bytes (Content-Length), 0 when none */
 	__u8  path_len;    /* bytes valid in path */
-	__u8  pad[7];
+	__u8  pad[3];
+	__u32 gen;         /* process incarnation (struct aion_target), 0 when untracked */
 	char  path[AION_PATH_MAX]; /* request target as sent, may hold a query */
 };
 _Static_assert(sizeof(struct aion_http_event) == 120, "aion_http_event ABI");
@@ -68,18 +71,26 @@ _Static_assert(sizeof(struct aion_http_event) == 120, "aion_http_event ABI");
 /* A process event for a traced process. */
 struct aion_proc_event {
 	__u8  kind;       /* AION_EV_PROC_* */
-	__u8  pad[3];
+	__u8  pad;
+	__u16 port;       /* LISTEN: the selected port */
 	__u32 tgid;
 	__u32 ppid;       /* parent tgid for FORK */
 	__u32 service_id;
+	__u32 gen;        /* the new incarnation (FORK, EXEC, LISTEN) */
+	__u32 pad2;
+	__u64 cpu_user_ns;   /* EXIT: CPU time of the process, user mode */
+	__u64 cpu_system_ns; /* EXIT: CPU time of the process, kernel mode */
 };
-_Static_assert(sizeof(struct aion_proc_event) == 16, "aion_proc_event ABI");
+_Static_assert(sizeof(struct aion_proc_event) == 40, "aion_proc_event ABI");
 
-/* Value of the target map (key: tgid). */
+/* Value of the target map (key: tgid). gen tells incarnations of a tgid
+ * apart (pid reuse, exec): the kernel numbers them from 1 upwards, the
+ * agent's own insertions have the top bit set. */
 struct aion_target {
 	__u32 service_id;
-	__u32 flags;
+	__u32 gen;
 };
+#define AION_GEN_AGENT 0x80000000u
 _Static_assert(sizeof(struct aion_target) == 8, "aion_target ABI");
 
 /* Key of the exe map: executables selected by --exe, matched at exec. */
@@ -107,6 +118,7 @@ enum aion_counter {
 	AION_CNT_PARSE_GIVEUP,      /* bytes that could not be framed as HTTP */
 	AION_CNT_TARGET_TABLE_FULL, /* a forked target could not be added */
 	AION_CNT_ADOPTED,           /* connections adopted from the fd table */
+	AION_CNT_PROC_LOST,         /* a process event could not be reserved */
 	AION_CNT__COUNT,
 };
 

@@ -522,7 +522,11 @@ def test_bad_input_errors():
         fail("agent binary %s does not exist" % lib.AGENT)
     cases = [
         (["--pid", "999999999"], "999999999"),
-        (["--exe", "/nonexistent"], "/nonexistent"),
+        (["--exe", "relative/nonexistent"], "relative/nonexistent"),
+        (["--port", "0"], "--port '0'"),
+        (["--max-routes", "0"], "--max-routes '0'"),
+        (["--service-name", "caf\u00e9"], "--service-name"),
+        (["--config", "/nonexistent/aion.conf"], "/nonexistent/aion.conf"),
         (["--bogus"], "bogus"),
     ]
     for args, needle in cases:
@@ -548,7 +552,7 @@ def test_bad_input_errors():
         fail("aion-agent --help exited %d: %r" % (r.returncode, out))
     if "usage" not in out.lower():
         fail("aion-agent --help does not print usage: %r" % out[:500])
-    for flag in ("--pid", "--exe", "--all", "--listen"):
+    for flag in ("--pid", "--exe", "--port", "--all", "--config", "--listen"):
         if flag not in out:
             fail("aion-agent --help does not mention %s" % flag)
 

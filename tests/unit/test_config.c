@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+/* config: the file format, the AION_* environment, and their precedence. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define UNUSED __attribute__((unused))
+
+static const char example[] =
+	"# aion-agent configuration\n"
+	"listen = 127.0.0.1:9191   # where to serve\n"
+	"service_name = \"fallback\"\n"
+	"max_routes = 50\n"
+	"\n"
+	"[target]\n"
+	"exe = /usr/sbin/nginx\n"
+	"service_name = web\n"
+	"[target]\n"
+	"  port = 5432\n"
+	"  service_name = db\n"
+	"[target]\n"
+	"pid = 1\n";
+
+static void test_example_file(void **state UNUSED)
+{
+	struct config c = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&c, example, "a.conf", err, sizeof(err)), 0);
+	assert_string_equal(c.listen, "127.0.0.1:9191");
+	assert_string_equal(c.service_name, "fallback");
+	assert_int_equal(c.max_routes, 50);
+	assert_int_equal(c.max_connections, 0);
+	assert_int_equal(c.nsel, 3);
+	assert_int_equal(c.sel[0].kind, SEL_EXE);
+	assert_string_equal(c.sel[0].exe, "/usr/sbin/nginx");
+	assert_string_equal(c.sel[0].service_name, "web");
+	assert_int_equal(c.sel[1].kind, SEL_PORT);
+	assert_int_equal(c.sel[1].port, 5432);
+	assert_string_equal(c.sel[1].service_name, "db");
+	assert_int_equal(c.sel[2].kind, SEL_PID);
+	assert_int_equal(c.sel[2].pid, 1);
+	assert_null(c.sel[2].service_name);
+	config__free(&c);
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+	struct config c = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&c, text, "bad.conf", err, sizeof(err)), -EINVAL);
+	if (!strstr(err, needle))
+		fail_msg("error %s does not contain %s", err, needle);
+	config__free(&c);
+}
+
+static void test_errors_name_file_and_line(void **state UNUSED)
+{
+	expect_error("[target]\nbogus = 1\n", "bad.conf:2: unknown key 'bogus'");
+	expect_error("listen = nonsense\n", "bad.conf:1: listen 'nonsense'");
+	expect_error("\n\n[targets]\n", "bad.conf:3: unknown section");
+	expect_error("[target]\nservice_name = x\n", "bad.conf:1: [target] needs one of");
+	expect_error("[target]\nport = 80\nexe = /x\n", "bad.conf:3: a [target] takes one of");
+	expect_error("[target]\nport = 70000\n", "bad.conf:1: port '70000'");
+	expect_error("[target]\npid = -3\n", "bad.conf:1: pid '-3'");
+	expect_error("[target]\npid = 12abc\n", "bad.conf:1: pid '12abc'");
+	expect_error("just words\n", "bad.conf:1: expected 'key = value'");
+	expect_error("max_routes = 0\n", "bad.conf:1: max_routes");
+	expect_error("max_connections = 10\n", "bad.conf:1: max_connections");
+	expect_error("service_name = caf\xc3\xa9\n", "bad.conf:1: service_name");
+	expect_error("[target]\nexe = /x\nservice_name = a\nservice_name = b\n", "bad.conf:4: service_name given twice");
+	expect_error("color = blue\n", "bad.conf:1: unknown setting 'color'");
+}
+
+static void test_too_many_selectors(void **state UNUSED)
+{
+	struct config c = {};
+	char err[CONFIG_ERR], *text = calloc(1, 64 * 1024);
+	size_t off = 0;
+	int i;
+
+	assert_non_null(text);
+	for (i = 0; i <= CONFIG_MAX_SELECTORS; i++)
+		off += snprintf(text + off, 64 * 1024 - off, "[target]\npid = %d\n", i + 1);
+	assert_int_equal(config__parse(&c, text, "many.conf", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "at most 64 selectors"));
+	config__free(&c);
+	free(text);
+}
+
+static void test_env(void **state UNUSED)
+{
+	struct config c = {};
+	char err[CONFIG_ERR] = "";
+
+	setenv("AION_LISTEN", ":9300", 1);
+	setenv("AION_PID", "10, 20", 1);
+	setenv("AION_PORT", "8080", 1);
+	setenv("AION_EXE", "/a,/b", 1);
+	setenv("AION_ALL", "0", 1);
+	assert_int_equal(config__from_env(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.listen, ":9300");
+	assert_int_equal(c.nsel, 5);
+	assert_int_equal(c.sel[0].pid, 10);
+	assert_int_equal(c.sel[1].pid, 20);
+	assert_string_equal(c.sel[2].exe, "/a");
+	assert_string_equal(c.sel[3].exe, "/b");
+	assert_int_equal(c.sel[4].port, 8080);
+	config__free(&c);
+
+	setenv("AION_PORT", "http", 1);
+	assert_int_equal(config__from_env(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "AION_PORT: port 'http'"));
+	config__free(&c);
+	unsetenv("AION_LISTEN");
+	unsetenv("AION_PID");
+	unsetenv("AION_PORT");
+	unsetenv("AION_EXE");
+	unsetenv("AION_ALL");
+}
+
+static void test_precedence(void **state UNUSED)
+{
+	struct config flags = {}, env = {}, file = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&file, example, "a.conf", err, sizeof(err)), 0);
+	assert_int_equal(config__set(&env, "listen", ":9400", err, sizeof(err)), 0);
+	assert_int_equal(config__set(&env, "max_routes", "7", err, sizeof(err)), 0);
+	assert_int_equal(config__set(&flags, "max_routes", "9", err, sizeof(err)), 0);
+	config__merge(&env, &file);
+	config__merge(&flags, &env);
+	assert_string_equal(flags.listen, ":9400");       /* env over file */
+	assert_int_equal(flags.max_routes, 9);            /* flag over env */
+	assert_string_equal(flags.service_name, "fallback"); /* file when nobody else */
+	assert_int_equal(flags.nsel, 3);                  /* the file's selectors */
+	config__free(&flags);
+	config__free(&env);
+	config__free(&file);
+
+	/* Selectors on the command line replace the file's. */
+	memset(&flags, 0, sizeof(flags));
+	assert_int_equal(config__parse(&file, example, "a.conf", err, sizeof(err)), 0);
+	assert_int_equal(config__add_selector(&flags, SEL_PORT, "80", NULL, err, sizeof(err)), 0);
+	config__merge(&flags, &file);
+	assert_int_equal(flags.nsel, 1);
+	assert_int_equal(flags.sel[0].port, 80);
+	config__free(&flags);
+	config__free(&file);
+}
+
+static void test_load_file(void **state UNUSED)
+{
+	char path[] = "/tmp/aion-conf-XXXXXX", err[CONFIG_ERR] = "";
+	struct config c = {};
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, example, strlen(example)), (ssize_t)strlen(example));
+	close(fd);
+	assert_int_equal(config__load(&c, path, err, sizeof(err)), 0);
+	assert_int_equal(c.nsel, 3);
+	config__free(&c);
+	/* A binary file is refused, a missing one named. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(write(fd, "listen\0= x", 10), 10);
+	close(fd);
+	assert_int_equal(config__load(&c, path, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a text file"));
+	unlink(path);
+	assert_int_equal(config__load(&c, path, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, path));
+	config__free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_example_file),
+		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_too_many_selectors),
+		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_load_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
