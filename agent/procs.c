@@ -13,6 +13,7 @@
 
 #define PROC_BUCKETS 4096
 #define GRACE_NS     (2ULL * 1000000000ULL) /* records may trail the exit notice */
+#define CHECK_NS     (5ULL * 1000000000ULL) /* live entries checked against /proc */
 
 struct proc {
 	struct proc *next;
@@ -29,6 +30,7 @@ struct procs {
 	unsigned nservices;
 	struct procs_opts o;
 	unsigned live, dead;
+	__u64 last_check_ns;
 	double tick;  /* seconds per clock tick */
 	long page;
 };
@@ -202,6 +204,26 @@ static struct proc *insert(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id)
 	return e;
 }
 
+/* An incarnation known only to be gone: it keeps a late announcement (or
+ * a trailing record) from creating a live entry. */
+static struct proc *insert_dead(struct procs *p, __u32 tgid, __u32 gen)
+{
+	static struct service gone = { .labels = "service_name=\"unknown\"", .identity = "",
+				       .name = "unknown" };
+	struct proc *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->tgid = tgid;
+	e->gen = gen;
+	e->svc = &gone;
+	e->dead_ns = now_ns();
+	p->dead++;
+	e->next = p->tab[tgid % PROC_BUCKETS];
+	p->tab[tgid % PROC_BUCKETS] = e;
+	return e;
+}
+
 void procs__add(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id, const char *reason)
 {
 	struct proc *e;
@@ -232,9 +254,7 @@ void procs__exit(struct procs *p, __u32 tgid, __u32 gen, __u64 user_ns, __u64 sy
 	} else if (!e && gen) {
 		/* Exit seen before the announcement: remember the incarnation as
 		 * gone so that a late announcement is not taken as live. */
-		e = insert(p, tgid, gen, 0);
-		if (e)
-			kill_entry(p, e, user_ns / 1e9, system_ns / 1e9);
+		insert_dead(p, tgid, gen);
 	}
 	pthread_mutex_unlock(&p->lock);
 }
@@ -243,11 +263,14 @@ const struct service *procs__service(struct procs *p, __u32 tgid, __u32 gen, __u
 {
 	struct proc *e = gen ? find(p, tgid, gen) : find_live(p, tgid);
 
-	if (!e)
-		e = insert(p, tgid, gen, svc_id);
-	if (!e)
+	if (e)
+		return e->svc;
+	/* Not announced (yet): a process that is gone is only named, never
+	 * registered as live. */
+	if (!procinfo__alive((int)tgid))
 		return resolve(p, tgid, svc_id);
-	return e->svc;
+	e = insert(p, tgid, gen, svc_id);
+	return e ? e->svc : resolve(p, tgid, svc_id);
 }
 
 int procs__gone(struct procs *p, __u32 tgid)
@@ -272,6 +295,19 @@ unsigned procs__sweep(struct procs *p)
 	unsigned i, n;
 
 	pthread_mutex_lock(&p->lock);
+	/* An exit notice lost in a full ring would leave its process live
+	 * forever: look in /proc now and then. */
+	if (p->live && now - p->last_check_ns >= CHECK_NS) {
+		p->last_check_ns = now;
+		for (i = 0; i < PROC_BUCKETS; i++)
+			for (e = p->tab[i]; e; e = e->next)
+				if (!e->dead_ns && !procinfo__alive((int)e->tgid)) {
+					kill_entry(p, e, 0, 0);
+					if (p->o.log)
+						fprintf(stderr, "targets: pid %u (%s) dropped: exited (found in /proc)\n",
+							e->tgid, e->svc->name);
+				}
+	}
 	n = p->dead;
 	for (i = 0; p->dead && i < PROC_BUCKETS; i++) {
 		for (pp = &p->tab[i]; (e = *pp);) {

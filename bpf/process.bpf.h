@@ -137,6 +137,28 @@ static __always_inline void on_listen(__u16 port)
 	proc_notice(&n, NULL);
 }
 
+/* bpf_for_each_map_elem callbacks: forget the exiting process's fds, so
+ * that a process that gets its pid next does not inherit their state. */
+static long forget_conn(struct bpf_map *map, struct conn_key *k, struct conn *c, __u32 *tgid)
+{
+	if (k->tgid == *tgid) {
+		if (c->sk) {
+			__u64 skey = c->sk;
+
+			bpf_map_delete_elem(&socks, &skey);
+		}
+		bpf_map_delete_elem(&conns, k);
+	}
+	return 0;
+}
+
+static long forget_nonsock(struct bpf_map *map, struct conn_key *k, __u8 *v, __u32 *tgid)
+{
+	if (k->tgid == *tgid)
+		bpf_map_delete_elem(&nonsock, k);
+	return 0;
+}
+
 SEC("tracepoint/sched/sched_process_exit")
 int aion_exit(void *ctx)
 {
@@ -152,6 +174,10 @@ int aion_exit(void *ctx)
 		n.svc = t->service_id;
 		n.gen = t->gen;
 		bpf_map_delete_elem(&targets, &n.tgid);
+		/* A walk of both tables (~tens of µs), for traced processes
+		 * only; with --all the agent sweeps them instead. */
+		bpf_for_each_map_elem(&conns, forget_conn, &n.tgid, 0);
+		bpf_for_each_map_elem(&nonsock, forget_nonsock, &n.tgid, 0);
 	} else if (!trace_all) {
 		return 0;
 	}
