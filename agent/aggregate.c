@@ -30,6 +30,7 @@ struct istr {
 };
 
 struct series {
+	unsigned fam;		/* enum agg_family */
 	struct istr *service, *identity, *method, *route, *scheme, *error_type;
 	char *labels;		/* the escaped label block, built once */
 	size_t labels_len;
@@ -61,7 +62,10 @@ struct aggregate {
 	char (*le)[32];		/* bounds pre-formatted for the le label */
 	size_t nb;
 	unsigned max_routes;
-	struct htab strs, series_by_key, routes;
+	size_t max_family_series;
+	struct htab strs, series_by_key, routes, by_labels;
+	size_t fam_series[AGG_FAMILIES];
+	unsigned long long fam_overflow[AGG_FAMILIES];
 	struct series **series;	/* insertion order, for stable output */
 	size_t nseries, series_cap;
 	unsigned long long overflow;
@@ -284,6 +288,7 @@ struct aggregate *aggregate__new(const struct agg_opts *o)
 	}
 	strbuf__init(&a->labels);
 	a->nb = nb;
+	a->max_family_series = o && o->max_family_series ? o->max_family_series : 10000;
 	a->max_routes = o && o->max_routes_per_service ?
 			o->max_routes_per_service : 100;
 	a->bounds = malloc(nb * sizeof(*a->bounds));
@@ -321,11 +326,30 @@ void aggregate__free(struct aggregate *a)
 	free(a->routes.slots);
 	free(a->strs.slots);
 	free(a->series_by_key.slots);
+	free(a->by_labels.slots);
 	strbuf__free(&a->labels);
 	free(a->bounds);
 	free(a->le);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
+}
+
+static void series__observe_n(const struct aggregate *a, struct series *s, double v, unsigned n)
+{
+	size_t lo = 0, hi = a->nb;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (v <= a->bounds[mid])
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (lo < a->nb)
+		s->bucket[lo] += n;
+	s->count += n;
+	s->sum += v * n;
 }
 
 static void series__observe(const struct aggregate *a, struct series *s,
@@ -496,6 +520,74 @@ out:
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* Series of a family other than HTTP server are keyed by their whole
+ * label block, built by the caller. */
+struct label_key {
+	unsigned fam;
+	const char *labels;
+};
+
+static bool series__eq_labels(const void *p, const void *key)
+{
+	const struct series *s = p;
+	const struct label_key *k = key;
+
+	return s->fam == k->fam && !strcmp(s->labels, k->labels);
+}
+
+void aggregate__observe(struct aggregate *a, unsigned fam, const char *labels, double seconds,
+			unsigned n)
+{
+	struct label_key k = { .fam = fam, .labels = labels };
+	double v = seconds >= 0 ? seconds : 0;
+	struct series *s = NULL;
+	struct slot *sl;
+	uint64_t h;
+
+	if (fam == AGG_HTTP_SERVER || fam >= AGG_FAMILIES || !n)
+		return;
+	h = hash__mix(hash__str(hash__bytes(HASH_SEED, &fam, sizeof(fam)), labels));
+	pthread_mutex_lock(&a->lock);
+	sl = htab__find(&a->by_labels, h, series__eq_labels, &k);
+	if (sl) {
+		series__observe_n(a, sl->p, v, n);
+		goto out;
+	}
+	if (a->fam_series[fam] >= a->max_family_series)
+		goto drop;
+	if (a->nseries == a->series_cap) {
+		size_t cap = a->series_cap ? a->series_cap * 2 : 64;
+		struct series **arr = realloc(a->series, cap * sizeof(*arr));
+
+		if (!arr)
+			goto drop;
+		a->series = arr;
+		a->series_cap = cap;
+	}
+	s = calloc(1, sizeof(*s) + a->nb * sizeof(s->bucket[0]));
+	if (!s)
+		goto drop;
+	s->fam = fam;
+	s->labels = strdup(labels);
+	if (!s->labels)
+		goto drop;
+	s->labels_len = strlen(labels);
+	if (htab__insert(&a->by_labels, h, s))
+		goto drop;
+	a->series[a->nseries++] = s;
+	a->fam_series[fam]++;
+	series__observe_n(a, s, v, n);
+	goto out;
+drop:
+	if (s) {
+		free(s->labels);
+		free(s);
+	}
+	a->fam_overflow[fam] += n;
+out:
+	pthread_mutex_unlock(&a->lock);
+}
+
 /* Decimal digits of v at p; returns the length. */
 static size_t u64_dec(char *p, uint64_t v)
 {
@@ -537,14 +629,31 @@ static void line(struct strbuf *out, const char *name, size_t name_len, const st
 	out->buf[out->len] = '\0';
 }
 
-#define NAME_BUCKET HTTP_SERVER_DURATION "_bucket"
-#define NAME_SUM    HTTP_SERVER_DURATION "_sum"
-#define NAME_COUNT  HTTP_SERVER_DURATION "_count"
+static const struct family {
+	const char *name, *help;
+	const char *bucket, *sum, *count;
+} families[AGG_FAMILIES] = {
+	[AGG_HTTP_SERVER] = { HTTP_SERVER_DURATION, "Duration of HTTP server requests.",
+			      HTTP_SERVER_DURATION "_bucket", HTTP_SERVER_DURATION "_sum",
+			      HTTP_SERVER_DURATION "_count" },
+	[AGG_DB_CLIENT] = { "db_client_operation_duration_seconds",
+			    "Duration of database operations, as the client application sees them.",
+			    "db_client_operation_duration_seconds_bucket",
+			    "db_client_operation_duration_seconds_sum",
+			    "db_client_operation_duration_seconds_count" },
+	[AGG_DB_SERVER] = { "db_server_operation_duration_seconds",
+			    "Duration of database operations, as the traced database server answers them.",
+			    "db_server_operation_duration_seconds_bucket",
+			    "db_server_operation_duration_seconds_sum",
+			    "db_server_operation_duration_seconds_count" },
+};
 
 /* counts: the series' buckets, then count; sum apart. */
 static void series__render(const struct aggregate *a, const struct series *s,
 			   const uint64_t *counts, double sum, struct strbuf *out)
 {
+	const struct family *f = &families[s->fam];
+	size_t bl = strlen(f->bucket), sl = strlen(f->sum), cl = strlen(f->count);
 	char val[40];
 	uint64_t cum = 0, count = counts[a->nb];
 	size_t i, n;
@@ -552,14 +661,14 @@ static void series__render(const struct aggregate *a, const struct series *s,
 	for (i = 0; i < a->nb; i++) {
 		cum += counts[i];
 		n = u64_dec(val, cum);
-		line(out, NAME_BUCKET, sizeof(NAME_BUCKET) - 1, s, a->le[i], strlen(a->le[i]), val, n);
+		line(out, f->bucket, bl, s, a->le[i], strlen(a->le[i]), val, n);
 	}
 	n = u64_dec(val, count);
-	line(out, NAME_BUCKET, sizeof(NAME_BUCKET) - 1, s, "+Inf", 4, val, n);
+	line(out, f->bucket, bl, s, "+Inf", 4, val, n);
 	aggregate__format_float(val, sizeof(val), sum);
-	line(out, NAME_SUM, sizeof(NAME_SUM) - 1, s, NULL, 0, val, strlen(val));
+	line(out, f->sum, sl, s, NULL, 0, val, strlen(val));
 	n = u64_dec(val, count);
-	line(out, NAME_COUNT, sizeof(NAME_COUNT) - 1, s, NULL, 0, val, n);
+	line(out, f->count, cl, s, NULL, 0, val, n);
 }
 
 /* The lock is held only to copy the counters: rendering a large set takes
@@ -568,7 +677,9 @@ static void series__render(const struct aggregate *a, const struct series *s,
 int aggregate__render(struct aggregate *a, struct strbuf *out)
 {
 	struct series **ser = NULL;
-	unsigned long long overflow;
+	unsigned long long overflow, fam_overflow[AGG_FAMILIES];
+	size_t fam_n[AGG_FAMILIES];
+	unsigned fam;
 	uint64_t *counts = NULL;
 	double *sums = NULL;
 	size_t i, n, nb, stride;
@@ -579,6 +690,8 @@ int aggregate__render(struct aggregate *a, struct strbuf *out)
 	nb = a->nb;
 	stride = nb + 1;
 	overflow = a->overflow;
+	memcpy(fam_overflow, a->fam_overflow, sizeof(fam_overflow));
+	memcpy(fam_n, a->fam_series, sizeof(fam_n));
 	if (n) {
 		ser = malloc(n * sizeof(*ser));
 		counts = malloc(n * stride * sizeof(*counts));
@@ -603,22 +716,32 @@ int aggregate__render(struct aggregate *a, struct strbuf *out)
 		size_t est = 0;
 
 		for (i = 0; i < n; i++)
-			est += (stride + 2) * (ser[i]->labels_len + sizeof(NAME_BUCKET) + 48);
+			est += (stride + 2) * (ser[i]->labels_len + 48 + 48);
 		strbuf__reserve(out, est);
 	}
-	strbuf__puts(out,
-		"# HELP " HTTP_SERVER_DURATION " Duration of HTTP server requests.\n"
-		"# TYPE " HTTP_SERVER_DURATION " histogram\n");
-	for (i = 0; i < n; i++)
-		series__render(a, ser[i], &counts[i * stride], sums[i], out);
+	for (fam = 0; fam < AGG_FAMILIES; fam++) {
+		/* HTTP's family is always there (its series are counted apart);
+		 * the others once they have a series. */
+		if (fam != AGG_HTTP_SERVER && !fam_n[fam])
+			continue;
+		strbuf__printf(out, "# HELP %s %s\n# TYPE %s histogram\n", families[fam].name,
+			       families[fam].help, families[fam].name);
+		for (i = 0; i < n; i++)
+			if (ser[i]->fam == fam)
+				series__render(a, ser[i], &counts[i * stride], sums[i], out);
+	}
 	strbuf__printf(out,
 		"# HELP aion_agent_series_overflow_total Samples sent to an overflow series because a series budget was exhausted.\n"
 		"# TYPE aion_agent_series_overflow_total counter\n"
-		"aion_agent_series_overflow_total{metric=\"" HTTP_SERVER_DURATION "\"} %llu\n"
+		"aion_agent_series_overflow_total{metric=\"" HTTP_SERVER_DURATION "\"} %llu\n",
+		overflow);
+	for (fam = 1; fam < AGG_FAMILIES; fam++)
+		strbuf__printf(out, "aion_agent_series_overflow_total{metric=\"%s\"} %llu\n",
+			       families[fam].name, fam_overflow[fam]);
+	strbuf__printf(out,
 		"# HELP aion_agent_series Label sets held by the aggregator.\n"
 		"# TYPE aion_agent_series gauge\n"
-		"aion_agent_series %zu\n",
-		overflow, n);
+		"aion_agent_series %zu\n", n);
 out:
 	free(ser);
 	free(counts);

@@ -9,6 +9,14 @@
 
 struct aggregate;
 
+/* Histogram families. */
+enum agg_family {
+	AGG_HTTP_SERVER = 0, /* http_server_request_duration_seconds (aggregate__http_server) */
+	AGG_DB_CLIENT,       /* db_client_operation_duration_seconds */
+	AGG_DB_SERVER,       /* db_server_operation_duration_seconds */
+	AGG_FAMILIES,
+};
+
 struct agg_opts {
 	/* Upper bounds in seconds, strictly increasing and finite; NULL: the
 	 * defaults 0.005 .. 10 of DESIGN.md. +Inf is implicit. */
@@ -16,6 +24,8 @@ struct agg_opts {
 	size_t nbuckets;
 	/* Distinct http_route values per service_name; 0: 100. */
 	unsigned max_routes_per_service;
+	/* Series per family other than HTTP server; 0: 10000. */
+	unsigned max_family_series;
 };
 
 struct http_sample {
@@ -41,6 +51,12 @@ void aggregate__free(struct aggregate *a);
  * the overflow route (slash, star) and counts in
  * aion_agent_series_overflow_total. */
 void aggregate__http_server(struct aggregate *a, const struct http_sample *s);
+/* Adds n samples of seconds to the series of family fam (not
+ * AGG_HTTP_SERVER) with this label block (escaped, without braces). Beyond
+ * the family's budget samples are only counted in
+ * aion_agent_series_overflow_total. */
+void aggregate__observe(struct aggregate *a, unsigned fam, const char *labels, double seconds,
+			unsigned n);
 /* Appends every family to out; 0 or -ENOMEM. Reads only: nothing resets. */
 int aggregate__render(struct aggregate *a, struct strbuf *out);
 /* Number of label sets held. */

@@ -158,7 +158,7 @@ static char *trim(char *s)
 
 /* A pending [target] section. */
 struct section {
-	int open, line;
+	int open, line, vline; /* lines of [target] and of its selector */
 	enum selector_kind kind;
 	char *value;
 	char *service_name;
@@ -174,7 +174,7 @@ static int section_close(struct config *c, struct section *s, const char *name, 
 	if (!s->kind)
 		rc = errf(err, n, "%s:%d: [target] needs one of pid, exe, port or all", name, s->line);
 	else if (config__add_selector(c, s->kind, s->value, s->service_name, msg, sizeof(msg)))
-		rc = errf(err, n, "%s:%d: %s", name, s->line, msg);
+		rc = errf(err, n, "%s:%d: %s", name, strstr(msg, "service_name") ? s->line : s->vline, msg);
 	free(s->value);
 	free(s->service_name);
 	memset(s, 0, sizeof(*s));
@@ -257,6 +257,7 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 				break;
 			}
 			sec.kind = sel_keys[i].kind;
+			sec.vline = lineno;
 			sec.value = strdup(val);
 			if (!sec.value)
 				rc = -ENOMEM;

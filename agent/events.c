@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include "procs.h"
 #include "targets.h"
 #include "route.h"
+#include "sql.h"
+#include <arpa/inet.h>
 
 static const char *const method_names[AION_METHOD__COUNT] = {
 	[AION_METHOD_UNKNOWN] = "_OTHER", [AION_METHOD_GET] = "GET",
@@ -24,6 +27,17 @@ static const char *const method_names[AION_METHOD__COUNT] = {
 	[AION_METHOD_PUT] = "PUT",        [AION_METHOD_DELETE] = "DELETE",
 	[AION_METHOD_CONNECT] = "CONNECT", [AION_METHOD_OPTIONS] = "OPTIONS",
 	[AION_METHOD_TRACE] = "TRACE",    [AION_METHOD_PATCH] = "PATCH",
+};
+
+/* Prepared statements' text by (connection, statement): direct-mapped, a
+ * collision forgets the older one (its executes report _OTHER). */
+#define STMT_SLOTS 8192
+
+struct stmt_slot {
+	__u64 conn;
+	__u32 stmt;
+	__u8 len;
+	char text[AION_DB_TEXT];
 };
 
 struct port_name {
@@ -46,6 +60,8 @@ struct events {
 	size_t active_len;
 	struct port_name *ports[65536];  /* service seen last on each port */
 	__u64 last_sweep_ns;
+	struct stmt_slot *stmts;
+	struct strbuf dbl; /* label block being built */
 };
 
 static __u64 now_ns(void)
@@ -120,6 +136,136 @@ static void on_proc(struct events *ev, const struct aion_proc_event *p)
 	}
 }
 
+static struct stmt_slot *stmt_slot(struct events *ev, __u64 conn, __u32 stmt)
+{
+	__u64 h = (conn ^ (conn >> 17) ^ ((__u64)stmt * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
+
+	return &ev->stmts[(h >> 40) % STMT_SLOTS];
+}
+
+static const char *const db_systems[] = {
+	[AION_PROTO_PG] = "postgresql", [AION_PROTO_MYSQL] = "mysql", [AION_PROTO_REDIS] = "redis",
+};
+
+static const char *my_command(__u32 cmd)
+{
+	switch (cmd) {
+	case 0x02: return "INIT_DB";
+	case 0x08: return "SHUTDOWN";
+	case 0x09: return "STATISTICS";
+	case 0x0d: return "DEBUG";
+	case 0x11: return "CHANGE_USER";
+	case 0x1a: return "STMT_RESET";
+	case 0x1c: return "STMT_FETCH";
+	case 0x1f: return "RESET_CONNECTION";
+	}
+	return "_OTHER";
+}
+
+/* Printable ASCII only, upper case, at most n - 1 bytes. */
+static void upper_name(const char *s, size_t len, char *out, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < len && k + 1 < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x21 || c > 0x7e)
+			break;
+		out[k++] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+	}
+	out[k] = '\0';
+}
+
+static int on_db(struct events *ev, const struct aion_db_event *e)
+{
+	char op[SQL_NAME], table[SQL_NAME], err[32], addr[INET6_ADDRSTRLEN];
+	const char *text = e->text, *system;
+	size_t tlen = e->text_len > AION_DB_TEXT ? AION_DB_TEXT : e->text_len;
+	const struct service *svc;
+	struct stmt_slot *sl;
+	struct strbuf *b = &ev->dbl;
+
+	if (e->system >= sizeof(db_systems) / sizeof(db_systems[0]) || !db_systems[e->system])
+		return 0;
+	system = db_systems[e->system];
+	if (e->op == AION_DB_STMT) {
+		sl = stmt_slot(ev, e->conn, e->stmt);
+		sl->conn = e->conn;
+		sl->stmt = e->stmt;
+		sl->len = (__u8)tlen;
+		memcpy(sl->text, e->text, AION_DB_TEXT);
+		return 0;
+	}
+	if (e->role != AION_ROLE_CLIENT && e->role != AION_ROLE_SERVER)
+		return 0;
+	if (e->op == AION_DB_EXECUTE && !tlen) {
+		sl = stmt_slot(ev, e->conn, e->stmt);
+		if (sl->conn == e->conn && sl->stmt == e->stmt) {
+			text = sl->text;
+			tlen = sl->len;
+		}
+	}
+	op[0] = table[0] = '\0';
+	switch (e->op) {
+	case AION_DB_COMMAND:
+		upper_name(text, tlen > 32 ? 32 : tlen, op, sizeof(op));
+		break;
+	case AION_DB_PING:
+		snprintf(op, sizeof(op), "PING");
+		break;
+	case AION_DB_OTHER:
+		snprintf(op, sizeof(op), "%s", my_command(e->stmt));
+		break;
+	case AION_DB_PREPARE:
+		sql__parse(text, tlen, tlen >= AION_DB_TEXT, op, table);
+		snprintf(op, sizeof(op), "PREPARE");
+		break;
+	default: /* QUERY, EXECUTE */
+		sql__parse(text, tlen, tlen >= AION_DB_TEXT, op, table);
+		break;
+	}
+	if (!op[0])
+		snprintf(op, sizeof(op), "_OTHER");
+	err[0] = '\0';
+	if (e->error) {
+		if (e->system == AION_PROTO_PG) {
+			err[0] = (char)(e->error >> 8);
+			err[1] = (char)(e->error & 0xff);
+			err[2] = '\0';
+			if (!isalnum((unsigned char)err[0]) || !isalnum((unsigned char)err[1]))
+				snprintf(err, sizeof(err), "_OTHER");
+		} else if (e->system == AION_PROTO_MYSQL) {
+			snprintf(err, sizeof(err), "%u", e->error);
+		} else {
+			upper_name(e->text + 32, e->err_len > 24 ? 24 : e->err_len, err, sizeof(err));
+			if (!err[0])
+				snprintf(err, sizeof(err), "ERR");
+		}
+	}
+	if (e->addr[0] == 0 && !memcmp(e->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
+		inet_ntop(AF_INET, &e->addr[12], addr, sizeof(addr));
+	else
+		inet_ntop(AF_INET6, e->addr, addr, sizeof(addr));
+
+	procs__lock(ev->procs);
+	svc = procs__service(ev->procs, e->tgid, e->gen, e->service_id);
+	strbuf__reset(b);
+	strbuf__printf(b, "%s,db_system_name=\"%s\",db_operation_name=\"", svc->labels, system);
+	strbuf__label_value(b, op);
+	strbuf__puts(b, "\",db_collection_name=\"");
+	strbuf__label_value(b, table);
+	strbuf__printf(b, "\",server_address=\"%s\",server_port=\"%u\",error_type=\"", addr, e->server_port);
+	strbuf__label_value(b, err);
+	strbuf__puts(b, "\"");
+	procs__unlock(ev->procs);
+	if (!b->oom)
+		aggregate__observe(ev->agg, e->role == AION_ROLE_CLIENT ? AGG_DB_CLIENT : AGG_DB_SERVER, b->buf,
+				   e->end_ns > e->start_ns ? (double)(e->end_ns - e->start_ns) / 1e9 : 0,
+				   e->count ? e->count : 1);
+	return 0;
+}
+
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct events *ev = ctx;
@@ -129,14 +275,18 @@ static int on_record(void *ctx, void *data, size_t size)
 		return 0;
 	ev->handled++;
 	switch (*(const __u8 *)data) {
-	case AION_EV_HTTP: {
+	case AION_EV_HTTP:
+	case AION_EV_DB: {
 		/* 1 to AION_BATCH records back to back (bpf/conn.bpf.h). */
 		const struct aion_http_event *e = data;
 		size_t i, n = size / sizeof(*e);
 
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			if (e[i].kind == AION_EV_HTTP)
 				on_http(ev, &e[i]);
+			else if (e[i].kind == AION_EV_DB)
+				on_db(ev, (const struct aion_db_event *)&e[i]);
+		}
 		ev->handled += n - (n > 0);
 		return 0;
 	}
@@ -190,6 +340,12 @@ struct events *events__new(const struct events_opts *o)
 	ev->skel = o->skel;
 	ev->agg = o->agg;
 	ev->procs = o->procs;
+	strbuf__init(&ev->dbl);
+	ev->stmts = calloc(STMT_SLOTS, sizeof(*ev->stmts));
+	if (!ev->stmts) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	ev->targets = o->targets;
 	ev->exe_paths = o->exe_paths;
 	ev->nexe_paths = o->nexe_paths;
@@ -231,6 +387,8 @@ void events__free(struct events *ev)
 	ring_buffer__free(ev->rb);
 	if (ev->active)
 		munmap(ev->active, ev->active_len);
+	free(ev->stmts);
+	strbuf__free(&ev->dbl);
 	for (i = 0; i < 65536; i++)
 		free(ev->ports[i]);
 	free(ev);

@@ -8,9 +8,11 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "aion.skel.h"
+#include "aion/abi.h"
 #include "loader.h"
 
 static bool verbose;
@@ -89,6 +91,11 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 	bpf_map__set_max_entries(skel->maps.target_bits, loader__bitmap_words());
 	/* aion_flush is run on demand (events.c), never attached. */
 	bpf_program__set_autoattach(skel->progs.aion_flush, false);
+	/* The data-path programs are reached by tail calls only. */
+	bpf_program__set_autoattach(skel->progs.aion_data, false);
+	bpf_program__set_autoattach(skel->progs.aion_pg, false);
+	bpf_program__set_autoattach(skel->progs.aion_mysql, false);
+	bpf_program__set_autoattach(skel->progs.aion_redis, false);
 	if (o->max_connections) {
 		bpf_map__set_max_entries(skel->maps.conns, o->max_connections);
 		bpf_map__set_max_entries(skel->maps.socks, o->max_connections);
@@ -99,6 +106,30 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 			err == -EPERM ? " (run as root, or grant CAP_BPF and CAP_PERFMON)" :
 					" (run with --verbose for the verifier's log)");
 		goto fail;
+	}
+	{
+		/* Slot 0: aion_data; slot = protocol: that protocol's parser. */
+		struct bpf_program *progs[] = {
+			[0] = skel->progs.aion_data,
+			[AION_PROTO_PG] = skel->progs.aion_pg,
+			[AION_PROTO_MYSQL] = skel->progs.aion_mysql,
+			[AION_PROTO_REDIS] = skel->progs.aion_redis,
+		};
+		__u32 i;
+
+		for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+			int pfd;
+
+			if (!progs[i])
+				continue;
+			pfd = bpf_program__fd(progs[i]);
+			if (bpf_map_update_elem(bpf_map__fd(skel->maps.data_prog), &i, &pfd, BPF_ANY)) {
+				err = -errno;
+				fprintf(stderr, "loader: cannot install the data-path programs: %s\n",
+					strerror(-err));
+				goto fail;
+			}
+		}
 	}
 	err = aion_bpf__attach(skel);
 	if (err) {

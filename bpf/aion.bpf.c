@@ -9,6 +9,7 @@
 #include <bpf/bpf_endian.h>
 #include "aion/abi.h"
 #include "aion/http.h"
+#include "aion/db.h"
 #include "maps.bpf.h"
 #include "conn.bpf.h"
 #include "process.bpf.h"
@@ -143,9 +144,11 @@ static __always_inline void on_request(struct conn *c, __u32 tgid, struct aion_h
 struct drain_ctx {
 	struct conn *c;
 	struct aion_http_scan *s;
+	struct work *w;
 	__u64 now;
 	__u64 first_ns;
 	__u32 tgid;
+	__u16 err;
 };
 
 /* bpf_loop callback: act on mark i of the scan. */
@@ -176,7 +179,8 @@ static long drain_mark(__u32 i, void *ctx)
 	return 0;
 }
 
-#define AION_ROUNDS 8 /* scans per syscall: windows, or drains of full marks */
+#define AION_ROUNDS 8     /* scans per syscall: windows, or drains of full marks */
+#define AION_DB_ROUNDS 32 /* more for databases: a Redis pipeline of 100 commands */
 
 /* Bit i: the i-th request waiting for a response is a HEAD (no body). */
 static __always_inline __u8 head_mask(struct conn *c)
@@ -194,25 +198,188 @@ static __always_inline __u8 head_mask(struct conn *c)
 	return m;
 }
 
+/* ---- database operations ------------------------------------------------ */
+
+static __always_inline int same_name(const char *a, const __u8 *b, __u32 n)
+{
+	__u64 x, y, m;
+	__u32 i;
+
+	/* Four words, the last ones masked to n bytes. */
+#pragma unroll
+	for (i = 0; i < 4; i++) {
+		__builtin_memcpy(&x, a + i * 8, 8);
+		__builtin_memcpy(&y, b + i * 8, 8);
+		m = n >= (i + 1) * 8 ? ~0ULL : n <= i * 8 ? 0 : (1ULL << ((n - i * 8) * 8)) - 1;
+		if ((x ^ y) & m)
+			return 0;
+	}
+	return 1;
+}
+
+/* An operation was sent: queue it. Identical Redis commands pipelined in
+ * one write share an entry (100 GETs do not need 100 slots). */
+static __always_inline void db_request(struct conn *c, struct aion_http_mark *m, const __u8 *buf,
+				       __u32 len, __u64 start_ns)
+{
+	__u32 t = c->tail, off = m->path_off, tl = m->pad;
+	struct aion_req *r;
+
+	if (t != c->head && m->method == AION_DB_COMMAND) {
+		r = &c->q[(t - 1) & (AION_QUEUE_DEPTH - 1)];
+		if (r->method == AION_DB_COMMAND && r->start_ns == start_ns && r->path_len == tl &&
+		    tl <= 32 && same_name(r->path, &buf[off & (AION_WINDOW - 1)], tl)) {
+			r->count++;
+			return;
+		}
+	}
+	if (t - c->head >= AION_QUEUE_DEPTH) {
+		count(AION_CNT_QUEUE_FULL);
+		return;
+	}
+	r = &c->q[t & (AION_QUEUE_DEPTH - 1)];
+	r->start_ns = start_ns;
+	r->method = m->method;
+	r->status = 0;
+	r->count = 1;
+	r->body = m->body;
+	r->path_len = tl > AION_PATH_MAX ? AION_PATH_MAX : tl;
+	__builtin_memcpy(r->path, &buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
+	if (m->method == AION_DB_EXECUTE && c->proto == AION_PROTO_PG && m->body == c->parse_hash) {
+		/* Executes the statement parsed last: its text is at hand. */
+		r->path_len = c->parse_len;
+		__builtin_memcpy(r->path, c->parse_text, AION_PATH_MAX);
+	}
+	c->tail = t + 1;
+}
+
+/* Complete the oldest operation (one of its pipelined copies). */
+static __always_inline void db_complete(struct conn *c, __u32 tgid, __u16 err, __u32 stmt,
+					const __u8 *etext, __u32 elen, __u64 now)
+{
+	struct aion_req *r;
+	__u32 h;
+
+	if (c->head == c->tail)
+		return;
+	r = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
+	if (r->count > 1) {
+		r->count--;
+		emit_db(c, tgid, r, err, (__u32)r->body, r->method, etext, elen, now);
+		return;
+	}
+	if (!claim_head(c, &h))
+		return;
+	r = &c->q[h & (AION_QUEUE_DEPTH - 1)];
+	if (r->method == AION_DB_SYNC)
+		return;
+	emit_db(c, tgid, r, err, r->method == AION_DB_PREPARE ? stmt : (__u32)r->body, r->method,
+		etext, elen, now);
+	if (r->method == AION_DB_PREPARE && !err)
+		/* MySQL: the statement id the server gave this text. */
+		emit_db(c, tgid, r, 0, stmt, AION_DB_STMT, NULL, 0, now);
+}
+
+/* PG ReadyForQuery: the simple Query at the head ends, or everything up to
+ * the Sync of an extended-query pipeline (executes the server skipped
+ * after an error fail with that error). */
+static long db_sync_one(__u32 i, void *ctx)
+{
+	struct drain_ctx *d = ctx;
+	struct conn *c = d->c;
+	struct aion_req *r;
+	__u8 kind;
+
+	if (c->head == c->tail)
+		return 1;
+	r = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
+	kind = r->method;
+	db_complete(c, d->tgid, kind == AION_DB_QUERY && r->status ? r->status : d->err, 0, NULL, 0,
+		    d->now);
+	return kind == AION_DB_QUERY || kind == AION_DB_SYNC;
+}
+
+static long db_drain_mark(__u32 i, void *ctx)
+{
+	struct drain_ctx *d = ctx;
+	struct conn *c = d->c;
+	struct aion_http_scan *s = d->s;
+	struct aion_http_mark *m;
+	struct aion_req *r;
+	__u32 off;
+
+	if (i >= s->nmarks || i >= AION_MAX_MARKS)
+		return 1;
+	m = &s->marks[i & (AION_MAX_MARKS - 1)];
+	if (m->kind == AION_MARK_START) {
+		db_request(c, m, s->buf, s->len, d->first_ns);
+		d->first_ns = d->now;
+	} else if (m->kind == AION_MARK_STMT) {
+		/* PG Parse: remember the text for the Execute that follows;
+		 * a named statement's text also goes to the agent. */
+		off = m->path_off;
+		c->parse_hash = (__u32)m->body;
+		c->parse_len = m->pad > AION_PATH_MAX ? AION_PATH_MAX : m->pad;
+		__builtin_memcpy(c->parse_text, &s->buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
+		if (m->body != AION_PG_UNNAMED) {
+			struct work *w = d->w;
+
+			r = &w->tmp;
+			r->start_ns = d->now;
+			r->path_len = c->parse_len;
+			__builtin_memcpy(r->path, c->parse_text, AION_PATH_MAX);
+			emit_db(c, d->tgid, r, 0, (__u32)m->body, AION_DB_STMT, NULL, 0, d->now);
+		}
+	} else if (m->method == AION_DBEND_SYNC) {
+		d->err = m->status;
+		bpf_loop(AION_QUEUE_DEPTH, db_sync_one, d, 0);
+	} else if (c->head != c->tail) {
+		r = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
+		if (c->proto == AION_PROTO_PG && r->method == AION_DB_QUERY) {
+			if (m->status)
+				r->status = m->status; /* a simple Query ends at ReadyForQuery */
+		} else if (r->method != AION_DB_SYNC) {
+			off = m->path_off;
+			db_complete(c, d->tgid, m->status, (__u32)m->body,
+				    m->pad ? &s->buf[off & (AION_WINDOW - 1)] : NULL, m->pad, d->now);
+		}
+	}
+	return 0;
+}
+
+/* MySQL: bit 0 when the operation waiting is a PREPARE (its answer carries
+ * the statement id). */
+static __always_inline __u8 db_head_mask(struct conn *c)
+{
+	if (c->head == c->tail)
+		return 0;
+	return c->q[c->head & (AION_QUEUE_DEPTH - 1)].method == AION_DB_PREPARE;
+}
+
 struct round_ctx {
 	struct drain_ctx d;
 	struct work *w;
 };
 
-/* bpf_loop callback: scan the window, act on the marks, load the next
- * window when the framing needs bytes past this one. */
-static long scan_round(__u32 i, void *ctx)
+/* One scan of the window for protocol P, then the marks; the next window
+ * is loaded when the framing needs bytes past this one. */
+static __always_inline long scan_round_p(struct round_ctx *r, __u8 proto)
 {
-	struct round_ctx *r = ctx;
 	struct aion_http_scan *s = r->d.s;
 	struct conn *c = r->d.c;
 	struct work *w = r->w;
 
-	s->head_req = head_mask(c);
 	s->garbage = 0;
 	s->partial = 0;
-	aion_http_scan(s);
-	bpf_loop(AION_MAX_MARKS, drain_mark, &r->d, 0);
+	if (proto == AION_PROTO_HTTP) {
+		s->head_req = head_mask(c);
+		aion_http_scan(s);
+		bpf_loop(AION_MAX_MARKS, drain_mark, &r->d, 0);
+	} else {
+		s->head_req = db_head_mask(c);
+		aion_db_scan(s, proto);
+		bpf_loop(AION_MAX_MARKS, db_drain_mark, &r->d, 0);
+	}
 	if (s->full)
 		return 0;
 	if (s->garbage || s->partial || s->pos >= s->total)
@@ -228,9 +395,23 @@ static long scan_round(__u32 i, void *ctx)
 	return s->len ? 0 : 1;
 }
 
-static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args *a, long ret)
+#define SCAN_ROUND(name, proto)                                  \
+	static long scan_round_##name(__u32 i, void *ctx)        \
+	{                                                        \
+		return scan_round_p(ctx, proto);                 \
+	}
+
+SCAN_ROUND(http, AION_PROTO_HTTP)
+SCAN_ROUND(pg, AION_PROTO_PG)
+SCAN_ROUND(my, AION_PROTO_MYSQL)
+SCAN_ROUND(re, AION_PROTO_REDIS)
+
+/* The syscall's first window (carried bytes + the first segment) in the
+ * scratch scan; r is set up for the rounds. */
+static __always_inline struct aion_http_scan *load_window(struct conn *c, __u32 tgid,
+							  struct sys_args *a, long ret,
+							  struct round_ctx *r)
 {
-	struct round_ctx r = {};
 	struct aion_http_scan *s;
 	struct work *w;
 	__u32 zero = 0, carry;
@@ -239,7 +420,7 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 
 	w = bpf_map_lookup_elem(&scratch, &zero);
 	if (!w)
-		return;
+		return NULL;
 	s = &w->s;
 	w->nsegs = a->kind != IO_SENDFILE ? load_segs(a, ret, w->segs) : 0;
 	w->base = 0;
@@ -250,15 +431,14 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 	if (carry)
 		__builtin_memcpy(s->buf, c->carry[dir & 1], AION_CARRY);
 	w->carry = carry;
-	r.w = w;
-	r.d.c = c;
-	r.d.s = s;
-	r.d.now = now;
-	r.d.tgid = tgid;
+	r->w = w;
+	r->d.w = w;
+	r->d.c = c;
+	r->d.s = s;
+	r->d.now = now;
+	r->d.tgid = tgid;
 	/* Carried bytes of a start line date the request from their arrival. */
-	r.d.first_ns = carry && c->fr[dir & 1].state == AION_HF_START ? c->carry_ns[dir & 1] : now;
-
-	s->request = dir == 0;
+	r->d.first_ns = carry && c->fr[dir & 1].state == AION_HF_START ? c->carry_ns[dir & 1] : now;
 	s->f = c->fr[dir & 1];
 	/* The first segment only: for a writev of headers + body the body is
 	 * skipped by its length, never looked at. A later round loads more
@@ -266,26 +446,36 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 	s->len = carry + copy_segs(s->buf, carry, w->segs, w->nsegs ? 1 : 0, 0);
 	s->total = carry + ret;
 	s->pos = 0;
-	/* A connection adopted mid-flight learns its role from the first
-	 * start line it sees: the side that reads requests (or writes
-	 * responses) is the server. Until then nothing is parsed. */
-	if (c->role == AION_ROLE_UNKNOWN) {
-		__u32 po;
+	return s;
+}
 
-		if (aion_http_method(s, 0, &po))
-			c->role = dir == 0 ? AION_ROLE_SERVER : AION_ROLE_CLIENT;
-		else if (aion_http_status(s, 0))
-			c->role = dir == 0 ? AION_ROLE_CLIENT : AION_ROLE_SERVER;
-		if (c->role != AION_ROLE_SERVER || dir == 1)
-			return; /* a server's first request is still to be read */
-	}
-	if (scan_round(0, &r) == 0)
-		bpf_loop(AION_ROUNDS - 1, scan_round, &r, 0);
+/* Parse the syscall's bytes as protocol P. */
+static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args *a, long ret,
+				    __u8 proto)
+{
+	struct round_ctx r = {};
+	struct aion_http_scan *s = load_window(c, tgid, a, ret, &r);
+	__u8 dir = a->write ? 1 : 0;
+
+	if (!s)
+		return;
+	if (proto == AION_PROTO_HTTP)
+		s->request = dir == 0;
+	else
+		s->request = (c->role == AION_ROLE_SERVER) == (dir == 0);
+	if (proto == AION_PROTO_HTTP)
+		bpf_loop(AION_ROUNDS, scan_round_http, &r, 0);
+	else if (proto == AION_PROTO_PG)
+		bpf_loop(AION_DB_ROUNDS, scan_round_pg, &r, 0);
+	else if (proto == AION_PROTO_MYSQL)
+		bpf_loop(AION_DB_ROUNDS, scan_round_my, &r, 0);
+	else
+		bpf_loop(AION_DB_ROUNDS, scan_round_re, &r, 0);
 
 	if (s->garbage)
 		count(AION_CNT_PARSE_GIVEUP);
 	if (s->partial && s->pos < s->len && s->len - s->pos < AION_CARRY) {
-		/* An incomplete start line: keep it, with its first byte's time. */
+		/* An incomplete start line or header: keep it, with its first byte's time. */
 		__u32 p = s->pos;
 
 		__builtin_memcpy(c->carry[dir & 1], &s->buf[p & (AION_WINDOW - 1)], AION_CARRY);
@@ -297,19 +487,70 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 	c->fr[dir & 1] = s->f;
 }
 
-static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx, __u8 kind, __u8 write)
+/* What the connection speaks, and which side is the server, is learnt
+ * from the first bytes that tell (a start line, a startup message, a RESP
+ * array, a MySQL greeting): the side that reads requests or writes
+ * responses is the server. Until then nothing is parsed; a few bytes that
+ * do not tell yet are carried to the next syscall. Returns the protocol,
+ * or 0 when nothing is to be parsed now. */
+static __always_inline __u8 detect(struct conn *c, __u32 tgid, struct sys_args *a, long ret)
+{
+	struct round_ctx r = {};
+	struct aion_http_scan *s = load_window(c, tgid, a, ret, &r);
+	__u8 dir = a->write ? 1 : 0, req = 0, p;
+
+	if (!s)
+		return 0;
+	p = aion_detect(s, &req);
+	if (!p) {
+		if (s->len == s->total && s->len < 16) {
+			__builtin_memcpy(c->carry[dir & 1], s->buf, AION_CARRY);
+			c->carry_ns[dir & 1] = r.d.first_ns;
+			c->carry_len[dir & 1] = s->len;
+		} else {
+			c->carry_len[dir & 1] = 0;
+		}
+		if (++c->tries >= 64)
+			c->proto = AION_PROTO_NONE;
+		return 0;
+	}
+	c->proto = p;
+	c->role = (req == (dir == 0)) ? AION_ROLE_SERVER : AION_ROLE_CLIENT;
+	if (p == AION_PROTO_HTTP && (c->role != AION_ROLE_SERVER || dir == 1)) {
+		c->carry_len[dir & 1] = 0;
+		return 0; /* a server's first request is still to be read */
+	}
+	return p;
+}
+
+/* The data path proper, reached by tail calls so that the verifier checks
+ * it once, not once per syscall program: aion_data (slot 0) finds the
+ * connection, learns its protocol and parses HTTP; a database connection
+ * goes on to its protocol's program (slot = enum aion_proto), which holds
+ * that parser alone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, AION_PROTO_NONE);
+	__type(key, __u32);
+	__type(value, __u32);
+} data_prog SEC(".maps");
+
+SEC("tracepoint")
+int aion_data(struct trace_event_raw_sys_exit *ctx)
 {
 	struct sys_args a;
 	struct conn_key k;
 	struct conn *c;
+	struct work *w;
+	__u32 zero = 0;
 	long ret = ctx->ret;
+	__u8 p;
 
-	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!is_target(k.tgid))
+	w = bpf_map_lookup_elem(&scratch, &zero);
+	if (!w)
 		return 0;
-	if (ret < 0 && ret != -ECONNRESET)
-		return 0; /* EAGAIN and friends: nothing moved */
-	syscall_args(&a, kind, write);
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	syscall_args(&a, w->io_kind, w->io_write);
 	k.fd = a.fd;
 	c = bpf_map_lookup_elem(&conns, &k);
 	if (!c) {
@@ -321,13 +562,77 @@ static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx, __u8 ki
 		count(AION_CNT_ADOPTED);
 	}
 	if (ret <= 0) {
-		if (!write)
+		if (!a.write)
 			conn_abort(c, k.tgid, bpf_ktime_get_ns(), 0);
 		return 0;
 	}
-	if (c->role == AION_ROLE_CLIENT)
-		return 0; /* client metrics are not collected yet */
-	on_data(c, k.tgid, &a, ret);
+	p = c->proto;
+	if (p == AION_PROTO_UNKNOWN)
+		p = detect(c, k.tgid, &a, ret);
+	if (p == AION_PROTO_HTTP) {
+		if (c->role == AION_ROLE_SERVER)
+			on_data(c, k.tgid, &a, ret, AION_PROTO_HTTP);
+		return 0; /* (HTTP client metrics are not collected yet) */
+	}
+	if (p == AION_PROTO_PG || p == AION_PROTO_MYSQL || p == AION_PROTO_REDIS) {
+		w->key = k;
+		bpf_tail_call(ctx, &data_prog, p);
+	}
+	return 0;
+}
+
+static __always_inline int db_data(struct trace_event_raw_sys_exit *ctx, __u8 proto)
+{
+	struct sys_args a;
+	struct conn *c;
+	struct work *w;
+	__u32 zero = 0;
+
+	w = bpf_map_lookup_elem(&scratch, &zero);
+	if (!w)
+		return 0;
+	syscall_args(&a, w->io_kind, w->io_write);
+	c = bpf_map_lookup_elem(&conns, &w->key);
+	if (!c || c->proto != proto)
+		return 0;
+	on_data(c, w->key.tgid, &a, ctx->ret, proto);
+	return 0;
+}
+
+SEC("tracepoint")
+int aion_pg(struct trace_event_raw_sys_exit *ctx)
+{
+	return db_data(ctx, AION_PROTO_PG);
+}
+
+SEC("tracepoint")
+int aion_mysql(struct trace_event_raw_sys_exit *ctx)
+{
+	return db_data(ctx, AION_PROTO_MYSQL);
+}
+
+SEC("tracepoint")
+int aion_redis(struct trace_event_raw_sys_exit *ctx)
+{
+	return db_data(ctx, AION_PROTO_REDIS);
+}
+
+static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx, __u8 kind, __u8 write)
+{
+	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+	long ret = ctx->ret;
+	struct work *w;
+
+	if (!is_target(tgid))
+		return 0;
+	if (ret < 0 && ret != -ECONNRESET)
+		return 0; /* EAGAIN and friends: nothing moved */
+	w = bpf_map_lookup_elem(&scratch, &zero);
+	if (!w)
+		return 0;
+	w->io_kind = kind;
+	w->io_write = write;
+	bpf_tail_call(ctx, &data_prog, 0);
 	return 0;
 }
 

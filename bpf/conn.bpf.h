@@ -63,7 +63,7 @@ static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role)
 	__u16 family, type, proto;
 	__u8 one = 1;
 	__u32 zero = 0;
-	struct work *sc;
+	struct conn *zc;
 
 	if (!sk) {
 		bpf_map_update_elem(&nonsock, k, &one, BPF_ANY);
@@ -77,12 +77,16 @@ static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role)
 		bpf_map_update_elem(&nonsock, k, &one, BPF_ANY);
 		return NULL;
 	}
-	/* A zeroed connection is built in scratch (too big for the stack). */
-	sc = bpf_map_lookup_elem(&scratch, &zero);
-	if (!sc)
+	/* Insert a zeroed entry (from a map nobody writes: too big for the
+	 * stack, and for clang's inline memset), then fill it in place. */
+	zc = bpf_map_lookup_elem(&zero_conn, &zero);
+	if (!zc || bpf_map_update_elem(&conns, k, zc, BPF_ANY)) {
+		count(AION_CNT_CONN_TABLE_FULL);
 		return NULL;
-	__builtin_memset(sc->s.buf, 0, sizeof(struct conn));
-	c = (struct conn *)sc->s.buf;
+	}
+	c = bpf_map_lookup_elem(&conns, k);
+	if (!c)
+		return NULL;
 	c->sk = (__u64)sk;
 	{
 		struct aion_target *t = target_of(k->tgid);
@@ -96,16 +100,23 @@ static __always_inline struct conn *conn_new(struct conn_key *k, __u8 role)
 	c->role = role;
 	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (bpf_map_update_elem(&conns, k, c, BPF_ANY)) {
-		count(AION_CNT_CONN_TABLE_FULL);
-		return NULL;
+	if (family == AF_INET) {
+		__u32 la = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 ra = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		c->laddr[10] = c->laddr[11] = c->raddr[10] = c->raddr[11] = 0xff;
+		__builtin_memcpy(&c->laddr[12], &la, 4);
+		__builtin_memcpy(&c->raddr[12], &ra, 4);
+	} else {
+		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_v6_daddr);
 	}
 	if (role != AION_ROLE_CLIENT) {
 		__u64 skey = (__u64)sk;
 
 		bpf_map_update_elem(&socks, &skey, k, BPF_ANY);
 	}
-	return bpf_map_lookup_elem(&conns, k);
+	return c;
 }
 
 static __always_inline void active_add(__u32 tgid, __u16 port, __s64 d)
@@ -201,6 +212,78 @@ static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 
 	bpf_ringbuf_submit(e, rb_flags());
 }
 
+static __always_inline void fill_db(struct aion_db_event *e, struct conn *c, __u32 tgid,
+				    struct aion_req *r, __u16 err, __u32 stmt, __u8 op,
+				    const __u8 *etext, __u32 elen, __u64 now)
+{
+	e->kind = AION_EV_DB;
+	e->role = c->role;
+	e->system = c->proto;
+	e->op = op;
+	e->error = err;
+	e->server_port = c->role == AION_ROLE_CLIENT ? c->rport : c->lport;
+	e->tgid = tgid;
+	e->service_id = c->svc;
+	e->start_ns = r->start_ns;
+	e->end_ns = now;
+	e->gen = c->gen;
+	e->count = 1;
+	e->conn = c->sk;
+	e->stmt = stmt;
+	e->text_len = r->path_len > AION_DB_TEXT ? AION_DB_TEXT : r->path_len;
+	e->err_len = 0;
+	e->pad[0] = e->pad[1] = 0;
+	if (c->role == AION_ROLE_CLIENT)
+		__builtin_memcpy(e->addr, c->raddr, 16);
+	else
+		__builtin_memcpy(e->addr, c->laddr, 16);
+	__builtin_memcpy(e->text, r->path, AION_DB_TEXT);
+	if (etext && elen) {
+		/* Redis: the command name is short; the error prefix goes after it. */
+		if (elen > AION_DB_TEXT - 32)
+			elen = AION_DB_TEXT - 32;
+		if (e->text_len > 32)
+			e->text_len = 32;
+		__builtin_memcpy(&e->text[32], etext, AION_DB_TEXT - 32);
+		e->err_len = elen;
+	}
+}
+
+/* Report a database operation (or a statement's text, op AION_DB_STMT). */
+static __always_inline void emit_db(struct conn *c, __u32 tgid, struct aion_req *r, __u16 err,
+				    __u32 stmt, __u8 op, const __u8 *etext, __u32 elen, __u64 now)
+{
+	struct aion_db_event *e;
+	struct stage *st;
+	__u32 zero = 0, n;
+
+	st = bpf_map_lookup_elem(&stage, &zero);
+	if (st && !st->busy) {
+		WRITE_ONCE(st->busy, 1);
+		n = st->n;
+		if (n >= AION_BATCH) {
+			stage_flush(st);
+			n = 0;
+		}
+		if (!n)
+			st->first_ns = now;
+		fill_db((struct aion_db_event *)&st->ev[n & (AION_BATCH - 1)], c, tgid, r, err, stmt, op,
+			etext, elen, now);
+		st->n = n + 1;
+		if (n + 1 >= AION_BATCH || now - st->first_ns >= AION_BATCH_NS)
+			stage_flush(st);
+		WRITE_ONCE(st->busy, 0);
+		return;
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(AION_CNT_EVENTS_LOST);
+		return;
+	}
+	fill_db(e, c, tgid, r, err, stmt, op, etext, elen, now);
+	bpf_ringbuf_submit(e, rb_flags());
+}
+
 /* Claim the oldest request in flight; false when there is none or another
  * CPU (a socket state change) claimed it first. */
 static __always_inline int claim_head(struct conn *c, __u32 *h)
@@ -221,7 +304,7 @@ static __always_inline void conn_abort(struct conn *c, __u32 tgid, __u64 now, in
 {
 	__u32 h, i;
 
-	if (c->role != AION_ROLE_SERVER)
+	if (c->role != AION_ROLE_SERVER || c->proto != AION_PROTO_HTTP)
 		return;
 	if (closing && c->fr[1].state == AION_HF_UNTIL_CLOSE && c->fr[1].open) {
 		c->fr[1].open = 0;

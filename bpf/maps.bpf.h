@@ -24,11 +24,12 @@ enum conn_kind {
 
 struct aion_req {
 	__u64 start_ns;  /* first byte of the request read */
-	__u64 body;      /* request body bytes */
-	__u8  method;
+	__u64 body;      /* HTTP: request body bytes; DB: statement */
+	__u8  method;    /* HTTP: enum aion_http_method; DB: enum aion_db_op */
 	__u8  path_len;
-	__u16 status;    /* response status once its start line was written */
-	__u32 pad;
+	__u16 status;    /* HTTP: response status once its start line was written;
+			  * DB: error noted on a PG simple query */
+	__u32 count;     /* DB: identical pipelined operations this entry stands for */
 	char  path[AION_PATH_MAX];
 };
 
@@ -44,8 +45,16 @@ struct conn {
 	__u8  carry_len[2];
 	__u32 gen;         /* incarnation of the owning process */
 	__u64 carry_ns[2];
-	struct aion_http_frame fr[2]; /* 0: bytes read, 1: bytes written */
+	struct aion_http_frame fr[2]; /* 0: bytes read, 1: bytes written (HTTP or DB framing) */
 	__u8  carry[2][AION_CARRY];
+	__u8  proto;       /* enum aion_proto, learnt from the first bytes */
+	__u8  tries;       /* syscalls whose bytes told nothing yet */
+	__u8  parse_len;   /* PG: text of the last Parse */
+	__u8  pad2;
+	__u32 parse_hash;  /* PG: name hash of the last Parse */
+	__u8  laddr[16];   /* local and peer address, IPv4 as ::ffff:a.b.c.d */
+	__u8  raddr[16];
+	char  parse_text[AION_PATH_MAX];
 	struct aion_req q[AION_QUEUE_DEPTH];
 };
 
@@ -80,6 +89,10 @@ struct work {
 	__u64 base;   /* syscall offset of the window start, carry included */
 	__u32 nsegs;
 	__u32 carry;
+	struct aion_req tmp; /* a statement's text on its way to the agent */
+	struct conn_key key; /* the connection handed to a database program */
+	__u8  io_kind;       /* enum io_kind of the syscall handed to aion_data */
+	__u8  io_write;
 };
 
 /* One bit per tgid: the hot-path filter (an array lookup is inlined by the
@@ -122,6 +135,14 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, struct conn);
 } conns SEC(".maps");
+
+/* One zeroed connection, never written: what a new entry starts from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn);
+} zero_conn SEC(".maps");
 
 /* fds known not to be TCP sockets: one lookup and out on the next I/O. */
 struct {
@@ -179,7 +200,7 @@ struct stage {
 	__u32 n;
 	__u32 busy;     /* a program on this CPU is between append and flush */
 	__u64 first_ns; /* when the oldest staged record completed */
-	struct aion_http_event ev[AION_BATCH];
+	struct aion_http_event ev[AION_BATCH]; /* or struct aion_db_event: same size */
 };
 
 struct {

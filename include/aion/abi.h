@@ -32,6 +32,28 @@ enum aion_role {
 	AION_ROLE_CLIENT  = 2, /* connected, or first saw a request being written */
 };
 
+/* What a connection speaks, learnt from its first bytes. */
+enum aion_proto {
+	AION_PROTO_UNKNOWN = 0,
+	AION_PROTO_HTTP    = 1,
+	AION_PROTO_PG      = 2,
+	AION_PROTO_MYSQL   = 3,
+	AION_PROTO_REDIS   = 4,
+	AION_PROTO_NONE    = 5, /* none of these: not looked at again */
+};
+
+/* Kinds of database operations (struct aion_db_event op). */
+enum aion_db_op {
+	AION_DB_QUERY    = 1, /* text is SQL (PG Q, MySQL COM_QUERY) */
+	AION_DB_EXECUTE  = 2, /* a prepared statement: text is its SQL when known, else see stmt */
+	AION_DB_PREPARE  = 3, /* MySQL COM_STMT_PREPARE: text is SQL */
+	AION_DB_COMMAND  = 4, /* Redis: text is the command name */
+	AION_DB_PING     = 5, /* MySQL COM_PING */
+	AION_DB_OTHER    = 6, /* MySQL command byte in stmt */
+	AION_DB_SYNC     = 7, /* PG Sync: a queue marker, never reported */
+	AION_DB_STMT     = 8, /* not an operation: statement stmt of conn has text (PG Parse, MySQL PREPARE_OK) */
+};
+
 enum aion_err {
 	AION_ERR_NONE = 0,
 	AION_ERR_CONN_CLOSED = 1, /* closed or reset with the request in flight */
@@ -44,6 +66,7 @@ enum aion_event_kind {
 	AION_EV_PROC_FORK = 4, /* struct aion_proc_event: a traced process forked */
 	AION_EV_PROC_LISTEN = 5, /* struct aion_proc_event: listens on a selected port: traced */
 	AION_EV_PROC_EXEC_OTHER = 6, /* struct aion_proc_event: exec of another file (path check) */
+	AION_EV_DB = 7,        /* struct aion_db_event */
 };
 
 /* One completed (or aborted) HTTP request. A record of the `events` ring
@@ -65,8 +88,38 @@ struct aion_http_event {
 	__u8  pad[3];
 	__u32 gen;         /* process incarnation (struct aion_target), 0 when untracked */
 	char  path[AION_PATH_MAX]; /* request target as sent, may hold a query */
+	__u64 pad2;
 };
-_Static_assert(sizeof(struct aion_http_event) == 120, "aion_http_event ABI");
+_Static_assert(sizeof(struct aion_http_event) == 128, "aion_http_event ABI");
+
+#define AION_DB_TEXT 56
+
+/* One database operation (or several identical pipelined ones), or a
+ * prepared statement's text. Same size as aion_http_event: records of both
+ * kinds share the per-CPU staging and the ring. */
+struct aion_db_event {
+	__u8  kind;        /* AION_EV_DB */
+	__u8  role;        /* enum aion_role: client (the application) or server */
+	__u8  system;      /* enum aion_proto: PG, MYSQL, REDIS */
+	__u8  op;          /* enum aion_db_op */
+	__u16 error;       /* 0: success; PG: SQLSTATE class ('2' << 8 | '2');
+			    * MySQL: error number; Redis: 1 (prefix in text + 32) */
+	__u16 server_port;
+	__u32 tgid;
+	__u32 service_id;
+	__u64 start_ns;
+	__u64 end_ns;
+	__u32 gen;
+	__u32 count;       /* operations this record stands for */
+	__u64 conn;        /* connection identity (struct sock *): scopes stmt */
+	__u32 stmt;        /* PG statement-name hash, MySQL statement id */
+	__u8  text_len;    /* bytes valid in text */
+	__u8  err_len;     /* Redis: bytes of the error prefix at text + 32 */
+	__u8  pad[2];
+	__u8  addr[16];    /* server address, IPv4 as ::ffff:a.b.c.d */
+	char  text[AION_DB_TEXT];
+};
+_Static_assert(sizeof(struct aion_db_event) == 128, "aion_db_event ABI");
 
 /* A process event for a traced process. */
 struct aion_proc_event {

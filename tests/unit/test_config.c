@@ -73,9 +73,10 @@ static void test_errors_name_file_and_line(void **state UNUSED)
 	expect_error("\n\n[targets]\n", "bad.conf:3: unknown section");
 	expect_error("[target]\nservice_name = x\n", "bad.conf:1: [target] needs one of");
 	expect_error("[target]\nport = 80\nexe = /x\n", "bad.conf:3: a [target] takes one of");
-	expect_error("[target]\nport = 70000\n", "bad.conf:1: port '70000'");
-	expect_error("[target]\npid = -3\n", "bad.conf:1: pid '-3'");
-	expect_error("[target]\npid = 12abc\n", "bad.conf:1: pid '12abc'");
+	expect_error("[target]\nport = 70000\n", "bad.conf:2: port '70000'");
+	expect_error("[target]\nservice_name = x\nport = 70000\n", "bad.conf:3: port '70000'");
+	expect_error("[target]\npid = -3\n", "bad.conf:2: pid '-3'");
+	expect_error("[target]\npid = 12abc\n", "bad.conf:2: pid '12abc'");
 	expect_error("just words\n", "bad.conf:1: expected 'key = value'");
 	expect_error("max_routes = 0\n", "bad.conf:1: max_routes");
 	expect_error("max_connections = 10\n", "bad.conf:1: max_connections");
