@@ -108,26 +108,34 @@ static int on_http(struct events *ev, const struct aion_http_event *e)
 
 static void on_proc(struct events *ev, const struct aion_proc_event *p)
 {
-	char why[4200];
+	char why[4200], name[sizeof(p->name) + 1];
+
+	memcpy(name, p->name, sizeof(p->name));
+	name[sizeof(p->name)] = '\0';
 
 	switch (p->kind) {
 	case AION_EV_PROC_FORK:
 		snprintf(why, sizeof(why), "fork of pid %u", p->ppid);
-		procs__add(ev->procs, p->tgid, p->gen, p->service_id, why);
+		procs__add_named(ev->procs, p->tgid, p->gen, p->service_id, why, name);
 		break;
 	case AION_EV_PROC_EXEC:
-		if (p->service_id < ev->nexe_paths && ev->exe_paths[p->service_id])
+		if ((p->flags & AION_PROC_MATCHED) && p->service_id < ev->nexe_paths &&
+		    ev->exe_paths[p->service_id])
 			snprintf(why, sizeof(why), "exec of %s", ev->exe_paths[p->service_id]);
 		else
-			snprintf(why, sizeof(why), "exec by a traced process");
-		procs__add(ev->procs, p->tgid, p->gen, p->service_id, why);
+			snprintf(why, sizeof(why), "a traced process exec'd %s", name);
+		procs__add_named(ev->procs, p->tgid, p->gen, p->service_id, why, name);
 		break;
 	case AION_EV_PROC_LISTEN:
 		snprintf(why, sizeof(why), "listens on port %u", p->port);
-		procs__add(ev->procs, p->tgid, p->gen, p->service_id, why);
+		procs__add_named(ev->procs, p->tgid, p->gen, p->service_id, why, name);
 		break;
 	case AION_EV_PROC_EXIT:
-		procs__exit(ev->procs, p->tgid, p->gen, p->cpu_user_ns, p->cpu_system_ns);
+		if (p->flags & AION_PROC_EXECED)
+			snprintf(why, sizeof(why), "exec'd %s", name);
+		else
+			snprintf(why, sizeof(why), "exited");
+		procs__exit(ev->procs, p->tgid, p->gen, p->cpu_user_ns, p->cpu_system_ns, why);
 		break;
 	case AION_EV_PROC_EXEC_OTHER:
 		if (ev->targets)

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "aion.skel.h"
 #include "aggregate.h"
 #include "config.h"
@@ -374,11 +376,17 @@ int main(int argc, char **argv)
 		struct selector *s = &cfg->sel[i];
 
 		switch (s->kind) {
-		case SEL_EXE:
+		case SEL_EXE: {
+			__u32 sid = i + 1;
+			__u8 one = 1;
+
+			/* Its processes leave the set when they exec another file. */
+			bpf_map_update_elem(bpf_map__fd(skel->maps.exe_services), &sid, &one, BPF_ANY);
 			err = targets__add_exe(tg, s->exe, i + 1);
 			if (err)
 				fprintf(stderr, "aion-agent: --exe %s: %s\n", s->exe, strerror(-err));
 			break;
+		}
 		case SEL_PID:
 			err = targets__add_pid(tg, s->pid, i + 1);
 			if (err)

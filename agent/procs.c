@@ -130,7 +130,7 @@ oom:
 	return p->services;
 }
 
-static struct service *resolve(struct procs *p, __u32 tgid, __u32 svc_id)
+static struct service *resolve(struct procs *p, __u32 tgid, __u32 svc_id, const char *hint)
 {
 	static struct service fallback = { .labels = "service_name=\"unknown\"", .identity = "", .name = "unknown" };
 	struct identity id = {};
@@ -143,8 +143,15 @@ static struct service *resolve(struct procs *p, __u32 tgid, __u32 svc_id)
 	else if (p->o.default_name)
 		name = p->o.default_name;
 	if (!name) {
-		if (procinfo__exe_name((int)tgid, exe, sizeof(exe)))
-			snprintf(exe, sizeof(exe), "unknown");
+		if (procinfo__exe_name((int)tgid, exe, sizeof(exe))) {
+			size_t i;
+
+			/* Gone already: the name the kernel reported. */
+			snprintf(exe, sizeof(exe), "%s", hint && *hint ? hint : "unknown");
+			for (i = 0; exe[i]; i++)
+				if ((unsigned char)exe[i] < 0x20 || (unsigned char)exe[i] > 0x7e)
+					exe[i] = '_';
+		}
 		name = exe;
 	}
 	identity__of_pid((int)tgid, p->o.k8s_log_dir, &id);
@@ -184,7 +191,7 @@ static void kill_entry(struct procs *p, struct proc *e, double user, double syst
 	p->dead++;
 }
 
-static struct proc *insert(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id)
+static struct proc *insert(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id, const char *hint)
 {
 	struct proc *e = calloc(1, sizeof(*e)), *old;
 
@@ -196,7 +203,7 @@ static struct proc *insert(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id)
 		kill_entry(p, old, 0, 0);
 	e->tgid = tgid;
 	e->gen = gen;
-	e->svc = resolve(p, tgid, svc_id);
+	e->svc = resolve(p, tgid, svc_id, hint);
 	e->svc->live++;
 	p->live++;
 	e->next = p->tab[tgid % PROC_BUCKETS];
@@ -226,6 +233,12 @@ static struct proc *insert_dead(struct procs *p, __u32 tgid, __u32 gen)
 
 void procs__add(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id, const char *reason)
 {
+	procs__add_named(p, tgid, gen, svc_id, reason, NULL);
+}
+
+void procs__add_named(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id, const char *reason,
+		      const char *name)
+{
 	struct proc *e;
 
 	pthread_mutex_lock(&p->lock);
@@ -235,13 +248,14 @@ void procs__add(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id, const char
 		return; /* its exit was handled first */
 	}
 	if (!e)
-		e = insert(p, tgid, gen, svc_id);
+		e = insert(p, tgid, gen, svc_id, name);
 	if (e && p->o.log)
 		fprintf(stderr, "targets: pid %u (%s) instrumented: %s\n", tgid, e->svc->name, reason);
 	pthread_mutex_unlock(&p->lock);
 }
 
-void procs__exit(struct procs *p, __u32 tgid, __u32 gen, __u64 user_ns, __u64 system_ns)
+void procs__exit(struct procs *p, __u32 tgid, __u32 gen, __u64 user_ns, __u64 system_ns,
+		 const char *why)
 {
 	struct proc *e;
 
@@ -250,7 +264,7 @@ void procs__exit(struct procs *p, __u32 tgid, __u32 gen, __u64 user_ns, __u64 sy
 	if (e && !e->dead_ns) {
 		kill_entry(p, e, user_ns / 1e9, system_ns / 1e9);
 		if (p->o.log)
-			fprintf(stderr, "targets: pid %u (%s) dropped: exited\n", tgid, e->svc->name);
+			fprintf(stderr, "targets: pid %u (%s) dropped: %s\n", tgid, e->svc->name, why);
 	} else if (!e && gen) {
 		/* Exit seen before the announcement: remember the incarnation as
 		 * gone so that a late announcement is not taken as live. */
@@ -268,9 +282,9 @@ const struct service *procs__service(struct procs *p, __u32 tgid, __u32 gen, __u
 	/* Not announced (yet): a process that is gone is only named, never
 	 * registered as live. */
 	if (!procinfo__alive((int)tgid))
-		return resolve(p, tgid, svc_id);
-	e = insert(p, tgid, gen, svc_id);
-	return e ? e->svc : resolve(p, tgid, svc_id);
+		return resolve(p, tgid, svc_id, NULL);
+	e = insert(p, tgid, gen, svc_id, NULL);
+	return e ? e->svc : resolve(p, tgid, svc_id, NULL);
 }
 
 int procs__gone(struct procs *p, __u32 tgid)

@@ -39,8 +39,14 @@ void procs__free(struct procs *p);
 /* tgid (incarnation gen) joined the target set; reason goes in the log
  * line. An older live incarnation of the same tgid is dropped. */
 void procs__add(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id, const char *reason);
-/* tgid exited; CPU times from the kernel (0 when unknown). */
-void procs__exit(struct procs *p, __u32 tgid, __u32 gen, __u64 user_ns, __u64 system_ns);
+/* The same, with the executable's base name as the kernel saw it: used when
+ * the process is already gone from /proc (NULL: none). */
+void procs__add_named(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id, const char *reason,
+		      const char *name);
+/* tgid left the set (why: "exited", "exec'd bash"); CPU times from the
+ * kernel (0 when unknown). */
+void procs__exit(struct procs *p, __u32 tgid, __u32 gen, __u64 user_ns, __u64 system_ns,
+		 const char *why);
 /* The identity for a record of (tgid, gen): the incarnation's (also shortly
  * after its exit); gen 0 (not in the target set, --all) or an incarnation
  * not announced yet is resolved from /proc now. Never NULL. Hold the

@@ -10,6 +10,7 @@
 
 struct proc_note {
 	__u8 kind;
+	__u8 flags;
 	__u16 port;
 	__u32 tgid;
 	__u32 ppid;
@@ -17,7 +18,18 @@ struct proc_note {
 	__u32 gen;
 };
 
-static __always_inline void proc_notice(struct proc_note *n, struct task_struct *exiting)
+/* task's executable's base name into out (NUL-terminated). */
+static __always_inline void exe_name(struct task_struct *task, char *out, __u32 n)
+{
+	const unsigned char *name = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
+
+	out[0] = 0;
+	if (name)
+		bpf_probe_read_kernel_str(out, n, name);
+}
+
+static __always_inline void proc_notice(struct proc_note *n, struct task_struct *task,
+					struct task_struct *exiting)
 {
 	struct aion_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
 
@@ -26,7 +38,8 @@ static __always_inline void proc_notice(struct proc_note *n, struct task_struct 
 		return;
 	}
 	e->kind = n->kind;
-	e->pad = 0;
+	e->flags = n->flags;
+	exe_name(task, e->name, sizeof(e->name));
 	e->port = n->port;
 	e->tgid = n->tgid;
 	e->ppid = n->ppid;
@@ -79,9 +92,18 @@ int BPF_PROG(aion_fork, struct task_struct *parent, struct task_struct *child)
 	n.svc = t->service_id;
 	if (target_add(n.tgid, n.svc, &n.gen))
 		return 0;
-	proc_notice(&n, NULL);
+	proc_notice(&n, child, NULL);
 	return 0;
 }
+
+/* Service ids whose selector is --exe: such a target that execs another
+ * file leaves the set (a --pid or --port target stays). Set by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 128);
+	__type(key, __u32);
+	__type(value, __u8);
+} exe_services SEC(".maps");
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(aion_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -104,18 +126,39 @@ int BPF_PROG(aion_exec, struct task_struct *p, pid_t old_pid, struct linux_binpr
 	t = target_of(n.tgid);
 	if (svc) {
 		n.svc = *svc;
+		n.flags = AION_PROC_MATCHED;
 	} else if (t) {
-		n.svc = t->service_id; /* a traced process exec'd: a new incarnation */
+		__u32 sid = t->service_id;
+		__u8 *by_exe = bpf_map_lookup_elem(&exe_services, &sid);
+
+		n.svc = sid;
+		if (by_exe && *by_exe) {
+			/* No longer the selected file: out of the set. */
+			n.kind = AION_EV_PROC_EXIT;
+			n.flags = AION_PROC_EXECED;
+			n.gen = t->gen;
+			bpf_map_delete_elem(&targets, &n.tgid);
+			target_bit(n.tgid, 0);
+			if (report_execs) {
+				/* ...unless it matches by path inside its root. */
+				proc_notice(&n, p, NULL);
+				n.kind = AION_EV_PROC_EXEC_OTHER;
+				n.flags = 0;
+			}
+			proc_notice(&n, p, NULL);
+			return 0;
+		}
+		/* a --pid/--port target exec'd: a new incarnation */
 	} else {
 		if (report_execs) {
 			n.kind = AION_EV_PROC_EXEC_OTHER;
-			proc_notice(&n, NULL);
+			proc_notice(&n, p, NULL);
 		}
 		return 0;
 	}
 	if (target_add(n.tgid, n.svc, &n.gen))
 		return 0;
-	proc_notice(&n, NULL);
+	proc_notice(&n, p, NULL);
 	return 0;
 }
 
@@ -134,7 +177,7 @@ static __always_inline void on_listen(__u16 port)
 	n.svc = *svc;
 	if (target_add(n.tgid, n.svc, &n.gen))
 		return;
-	proc_notice(&n, NULL);
+	proc_notice(&n, bpf_get_current_task_btf(), NULL);
 }
 
 /* bpf_for_each_map_elem callbacks: forget the exiting process's fds, so
@@ -182,7 +225,7 @@ int aion_exit(void *ctx)
 		return 0;
 	}
 	target_bit(n.tgid, 0);
-	proc_notice(&n, bpf_get_current_task_btf());
+	proc_notice(&n, bpf_get_current_task_btf(), bpf_get_current_task_btf());
 	return 0;
 }
 

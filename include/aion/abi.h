@@ -122,9 +122,12 @@ struct aion_db_event {
 _Static_assert(sizeof(struct aion_db_event) == 128, "aion_db_event ABI");
 
 /* A process event for a traced process. */
+#define AION_PROC_MATCHED 1 /* EXEC: the file is a selected --exe file */
+#define AION_PROC_EXECED  2 /* EXIT: not an exit: an --exe target exec'd another file */
+
 struct aion_proc_event {
 	__u8  kind;       /* AION_EV_PROC_* */
-	__u8  pad;
+	__u8  flags;      /* AION_PROC_* */
 	__u16 port;       /* LISTEN: the selected port */
 	__u32 tgid;
 	__u32 ppid;       /* parent tgid for FORK */
@@ -133,8 +136,10 @@ struct aion_proc_event {
 	__u32 pad2;
 	__u64 cpu_user_ns;   /* EXIT: CPU time of the process, user mode */
 	__u64 cpu_system_ns; /* EXIT: CPU time of the process, kernel mode */
+	char  name[32];   /* base name of the process's executable (it may be gone
+			   * from /proc by the time the agent reads this) */
 };
-_Static_assert(sizeof(struct aion_proc_event) == 40, "aion_proc_event ABI");
+_Static_assert(sizeof(struct aion_proc_event) == 72, "aion_proc_event ABI");
 
 /* Value of the target map (key: tgid). gen tells incarnations of a tgid
  * apart (pid reuse, exec): the kernel numbers them from 1 upwards, the

@@ -831,3 +831,512 @@ def bpf_prog_ids():
     except ValueError as e:
         fail("bpftool output not JSON: %s" % e)
     return {p["id"]: p.get("name", "") for p in progs}
+
+
+# --------------------------------------------------------------------------
+# target selection (test_targets.py): the agent's `targets:` log lines,
+# gauges, agents with an environment or a config file, servers started from
+# another binary / inside namespaces, PostgreSQL, cgroup v2 directories.
+
+import collections  # noqa: E402
+import pwd  # noqa: E402
+import random  # noqa: E402
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+POSTGRES = PG_BIN + "/postgres"
+INSTRUMENTED = "aion_agent_instrumented_processes"
+MAP_ENTRIES = "aion_agent_map_entries"
+
+TargetEvent = collections.namedtuple("TargetEvent", "line pid name kind reason")
+_TARGET_RE = re.compile(r"^targets: pid (\d+) \((.*)\) (instrumented|dropped): (.*)$")
+
+
+def target_events(agent, pid=None, kind=None):
+    """The agent's `targets: pid N (NAME) instrumented|dropped: REASON` lines
+    in log order, as TargetEvent(line index, pid, name, kind, reason);
+    optionally only those of `pid` / of `kind`."""
+    out = []
+    for i, l in enumerate(agent.stderr_text().split("\n")):
+        m = _TARGET_RE.match(l.rstrip("\r"))
+        if not m:
+            continue
+        ev = TargetEvent(i, int(m.group(1)), m.group(2), m.group(3), m.group(4))
+        if (pid is None or ev.pid == pid) and (kind is None or ev.kind == kind):
+            out.append(ev)
+    return out
+
+
+def _target_lines(agent, pid=None, limit=30):
+    evs = target_events(agent, pid)
+    rows = ["targets: pid %d (%s) %s: %s" % (e.pid, e.name, e.kind, e.reason) for e in evs[-limit:]]
+    if len(evs) > limit:
+        rows.insert(0, "... %d earlier" % (len(evs) - limit))
+    return "\n".join(rows) if rows else "(no `targets: pid %s` lines)" % ("N" if pid is None else pid)
+
+
+def wait_target_event(agent, pid, kind, reason=None, timeout=5.0):
+    """Wait for a `targets: pid <pid> (...) <kind>: ...` line (with exactly
+    `reason` when given); return the TargetEvent. Fails showing that pid's
+    target lines and the tail of the agent's stderr."""
+    def find():
+        for e in target_events(agent, pid, kind):
+            if reason is None or e.reason == reason:
+                return e
+        return None
+
+    def why():
+        return ("no line `targets: pid %d (...) %s: %s` within %.0fs; lines for pid %d:\n%s\nagent stderr tail:\n%s"
+                % (pid, kind, reason if reason is not None else "*", timeout, pid,
+                   _indent(_target_lines(agent, pid)), _indent(agent.stderr_text().strip()[-1500:] or "(empty)")))
+    return wait_for(find, timeout, what=why)
+
+
+def metric(samples, name, **labels):
+    """Sum of the series `name` matching labels, or None if there is none."""
+    ss = select_series(samples, name, **labels)
+    return sum(v for _, v in ss) if ss else None
+
+
+def wait_metric(agent, name, want, timeout=5.0, **labels):
+    """Wait until metric(name, labels) == want (want may be a callable
+    taking the current value -> expected value, e.g. recomputed from /proc);
+    return the samples."""
+    last = [None, None, None]
+
+    def ok():
+        s = agent.scrape()
+        v = metric(s, name, **labels)
+        w = want(v) if callable(want) else want
+        last[:] = [s, v, w]
+        return v is not None and v == w and s
+
+    def why():
+        return "%s%s: expected %s, got %s (all series of %s: %s)" % (
+            name, _lfmt(labels), last[2], "no series" if last[1] is None else "%g" % last[1], name,
+            select_series(last[0] or {}, name))
+    return wait_for(ok, timeout, interval=0.1, what=why)
+
+
+def vm_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    fail("no VmRSS in /proc/%d/status" % pid)
+
+
+def file_id(path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def pids_with_exe(path):
+    """Live processes (not zombies) whose executable is the file `path`
+    (same device and inode), from /proc."""
+    want = file_id(path)
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = os.stat("/proc/%s/exe" % d)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == want:
+            out.append(int(d))
+    return sorted(out)
+
+
+def descendants(pid):
+    out = []
+    todo = [pid]
+    while todo:
+        for c in children(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def copy_binary(src, dst):
+    """A copy of src at dst (a different inode), executable."""
+    shutil.copyfile(os.path.realpath(src), dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
+def write_file(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def clean_env(extra=None):
+    """os.environ without proxies and without any AION_* variable, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AION_")}
+    env.update(extra or {})
+    return env
+
+
+class AgentEnv(Agent):
+    """An agent started with an explicit environment (AION_* variables of the
+    runner's own environment removed) and, with add_listen=False, without
+    lib's --listen flag: the listen address then comes from the environment
+    or the config file and `port` says where /readyz is expected."""
+
+    def __init__(self, args, env=None, port=None, add_listen=True, ready_timeout=20.0):
+        if not AGENT:
+            fail("agent path not set")
+        if not os.path.exists(AGENT):
+            fail("agent binary %s does not exist (run `make`)" % AGENT)
+        if not add_listen and port is None:
+            fail("AgentEnv: add_listen=False needs the port the agent will listen on")
+        self.tmp = mkdtemp("agent")
+        self.port = port if port is not None else free_port()
+        self.listen = "127.0.0.1:%d" % self.port
+        self.args = list(args) + (["--listen", self.listen] if add_listen else [])
+        self.env = dict(env or {})
+        self.stderr_path = os.path.join(self.tmp, "stderr")
+        self.stdout_path = os.path.join(self.tmp, "stdout")
+        self._err = open(self.stderr_path, "wb")
+        self._out = open(self.stdout_path, "wb")
+        self.proc = spawn([AGENT] + self.args, stdout=self._out, stderr=self._err, env=clean_env(self.env))
+        _agents.append(self)
+        log("agent pid %d: %s %s" % (self.proc.pid, " ".join("%s=%s" % kv for kv in sorted(self.env.items())),
+                                     " ".join(self.args)))
+        t0 = time.monotonic()
+        deadline = t0 + ready_timeout
+        last = None
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                fail("agent (env %s, args %s) exited with status %d before /readyz on port %d was 200; stderr: %s"
+                     % (self.env, self.args, rc, self.port, self.stderr_text().strip()[-2000:] or "(empty)"))
+            try:
+                st, _, _ = http_get("127.0.0.1", self.port, "/readyz", timeout=1.0)
+                last = st
+                if st == 200:
+                    break
+            except (OSError, http.client.HTTPException) as e:
+                last = repr(e)
+            if time.monotonic() > deadline:
+                fail("agent (env %s, args %s) not ready on port %d within %.0fs (last /readyz: %s); stderr: %s"
+                     % (self.env, self.args, self.port, ready_timeout, last,
+                        self.stderr_text().strip()[-2000:] or "(empty)"))
+            time.sleep(0.05)
+        log("agent ready in %.2fs" % (time.monotonic() - t0))
+
+
+def start_agent_env(args, env=None, port=None, add_listen=True):
+    return AgentEnv(args, env, port, add_listen)
+
+
+def run_agent_expect_exit(args, env=None, timeout=15.0):
+    """Run the agent expecting it to exit on its own; returns (rc, stderr)."""
+    if not os.path.exists(AGENT):
+        fail("agent binary %s does not exist" % AGENT)
+    try:
+        r = subprocess.run([AGENT] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout, start_new_session=True, env=clean_env(env),
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        fail("aion-agent %s (env %s) did not exit within %.0fs" % (" ".join(args), env, timeout))
+    return r.returncode, r.stderr.decode("utf-8", "replace")
+
+
+class NginxAt(Nginx):
+    """nginx (master + 2 workers) run from `binary` (e.g. a copy of
+    /usr/sbin/nginx). With wait_workers=False the constructor returns as soon
+    as the port accepts connections (the workers may not be forked yet); call
+    wait_workers() later."""
+
+    def __init__(self, binary, conf_body, files=None, port=None, wait_workers=True, start_timeout=10.0):
+        if not os.access(binary, os.X_OK):
+            fail("%s is not installed/executable (package nginx-light)" % binary)
+        self.binary = binary
+        self.tmp = mkdtemp("nginx")
+        self.port = port or free_port()
+        body = conf_body.replace("TMPDIR", self.tmp)
+        for rel, data in (files or {}).items():
+            p = os.path.join(self.tmp, rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            for d in _parents(self.tmp, os.path.dirname(p)):
+                os.chmod(d, 0o755)
+            with open(p, "wb") as f:
+                f.write(data)
+            os.chmod(p, 0o644)
+        self.conf = os.path.join(self.tmp, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(NGINX_CONF.format(tmp=self.tmp, port=self.port, listen6="",
+                                      body=_indent(body.strip("\n"), "        ")))
+        self._log = open(os.path.join(self.tmp, "stderr"), "wb")
+        self.proc = spawn([binary, "-p", self.tmp + "/", "-c", self.conf, "-e", self.tmp + "/error.log"],
+                          stdout=self._log, stderr=self._log)
+        self.pid = self.proc.pid
+        self._start_timeout = start_timeout
+        deadline = time.monotonic() + start_timeout
+        while not port_open(self.port):
+            if self.proc.poll() is not None:
+                fail("nginx (%s) exited with %d: %s" % (binary, self.proc.returncode, self.errors()))
+            if time.monotonic() > deadline:
+                fail("nginx (%s) not listening within %.0fs: %s" % (binary, start_timeout, self.errors()))
+            time.sleep(0.01)
+        self.workers = []
+        if wait_workers:
+            self.wait_workers()
+
+    def wait_workers(self):
+        self.workers = wait_for(lambda: len(children(self.pid)) >= 2 and sorted(children(self.pid)),
+                                self._start_timeout,
+                                what=lambda: "nginx %d did not fork 2 workers: %s %s"
+                                % (self.pid, children(self.pid), self.errors()))
+        log("nginx (%s) master %d workers %s port %d" % (self.binary, self.pid, self.workers, self.port))
+        return self.workers
+
+
+class CmdServer:
+    """Any command that ends up running servers/http_server.py (e.g. through
+    unshare/chroot) and prints `READY <port>` on stdout. Under
+    `unshare --fork` use stop_signal=SIGKILL: unshare ignores SIGTERM while
+    it waits, and the namespace's init (the server) ignores signals it has no
+    handler for."""
+
+    def __init__(self, argv, cwd=None, start_timeout=10.0, env=None, stop_signal=signal.SIGTERM):
+        self.tmp = mkdtemp("srv")
+        self.argv = list(argv)
+        self.stop_signal = stop_signal
+        self._err = open(os.path.join(self.tmp, "stderr"), "wb")
+        self.proc = spawn(self.argv, stdout=subprocess.PIPE, stderr=self._err, cwd=cwd or self.tmp, env=env)
+        self.pid = self.proc.pid
+        r, _, _ = select.select([self.proc.stdout], [], [], start_timeout)
+        line = self.proc.stdout.readline().decode() if r else ""
+        if not line.startswith("READY "):
+            fail("server %s did not start: %r %s" % (self.argv, line, self.errors()))
+        self.port = int(line.split()[1])
+        log("server pid %d (%s) port %d" % (self.pid, os.path.basename(self.argv[0]), self.port))
+
+    def errors(self):
+        return log_tail(self.tmp, ("stderr",))
+
+    def listener_pid(self):
+        """The process that owns the listening socket (the spawned process
+        itself or a descendant, e.g. under unshare --fork)."""
+        ino = _listen_inode(self.port)
+        for pid in [self.pid] + descendants(self.pid):
+            try:
+                for fd in os.listdir("/proc/%d/fd" % pid):
+                    if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "socket:[%d]" % ino:
+                        return pid
+            except OSError:
+                continue
+        fail("no process under pid %d holds the listening socket of port %d" % (self.pid, self.port))
+
+    def stop(self):
+        return stop_proc(self.proc, self.stop_signal)
+
+
+def _listen_inode(port):
+    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(fn) as f:
+                next(f)
+                for l in f:
+                    p = l.split()
+                    if p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
+                        return int(p[9])
+        except OSError:
+            continue
+    fail("nothing listens on port %d (/proc/net/tcp)" % port)
+
+
+def start_python_server_with(python, extra_argv=()):
+    """servers/http_server.py run by another python binary (e.g. a copy)."""
+    return CmdServer([python, os.path.join(SERVERS, "http_server.py"), "--port", "0"] + list(extra_argv))
+
+
+def mountpoints_under(path):
+    """Mount points at or below path visible in our mount namespace."""
+    path = os.path.realpath(path).rstrip("/")
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for l in f:
+            mp = l.split()[4].replace("\\040", " ")
+            if mp == path or mp.startswith(path + "/"):
+                out.append(mp)
+    return out
+
+
+def safe_rmtree(path):
+    """rmtree, refusing when anything is mounted below path (a bind mount of
+    /usr must never be deleted through)."""
+    mps = mountpoints_under(path)
+    if mps:
+        fail("not removing %s: mount points below it: %s" % (path, mps))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def rand_hex(n):
+    return "".join(random.choice("0123456789abcdef") for _ in range(n))
+
+
+# --- PostgreSQL --------------------------------------------------------------
+
+class Postgres:
+    """A PostgreSQL 15 cluster in a temp dir (initdb --auth=trust), the
+    postmaster run as user postgres via setpriv (which execs: the spawned pid
+    is the postmaster) on 127.0.0.1:port, sockets in the temp dir."""
+
+    def __init__(self, port=None, start_timeout=20.0):
+        for b in ("initdb", "postgres", "psql"):
+            if not os.access(os.path.join(PG_BIN, b), os.X_OK):
+                fail("%s/%s is missing (package postgresql-15, `make deps`)" % (PG_BIN, b))
+        self.setpriv = need_tool("setpriv")
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            fail("user postgres does not exist (package postgresql-15)")
+        self.tmp = mkdtemp("pg")
+        self.data = os.path.join(self.tmp, "data")
+        self.sock = os.path.join(self.tmp, "sock")
+        os.mkdir(self.sock)
+        for d in (self.tmp, self.sock):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        self.port = port or free_port()
+        self.env = dict(os.environ, LC_ALL="C", LANG="C", HOME=self.tmp, PGCONNECT_TIMEOUT="5")
+        as_pg = [self.setpriv, "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        r = subprocess.run(as_pg + [PG_BIN + "/initdb", "-D", self.data, "--auth=trust", "-U", "postgres",
+                                    "--no-sync", "-E", "UTF8", "--locale=C"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.tmp, env=self.env,
+                           timeout=60)
+        if r.returncode != 0:
+            fail("initdb failed (rc %d): %s" % (r.returncode, r.stdout.decode("utf-8", "replace")[-2000:]))
+        self._log = open(os.path.join(self.tmp, "postgres.log"), "wb")
+        self.proc = spawn(as_pg + [POSTGRES, "-D", self.data, "-p", str(self.port), "-k", self.sock,
+                                   "-c", "listen_addresses=127.0.0.1", "-c", "autovacuum=off",
+                                   "-c", "fsync=off"],
+                          stdout=self._log, stderr=self._log, cwd=self.tmp, env=self.env)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + start_timeout
+        last = ""
+        while True:
+            if self.proc.poll() is not None:
+                fail("postgres exited with %d: %s" % (self.proc.returncode, self.errors()))
+            if port_open(self.port):
+                r = self._psql("select 1", check=False)
+                if r.returncode == 0:
+                    break
+                last = r.stderr.decode("utf-8", "replace")
+            if time.monotonic() > deadline:
+                fail("postgres not accepting queries within %.0fs (%s): %s" % (start_timeout, last, self.errors()))
+            time.sleep(0.1)
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            pm = int(f.readline())
+        if pm != self.pid:
+            fail("postmaster.pid says %d, spawned pid %d" % (pm, self.pid))
+        log("postgres postmaster %d port %d" % (self.pid, self.port))
+
+    def errors(self):
+        return log_tail(self.tmp, ("postgres.log",))
+
+    def _psql(self, sql, check=True):
+        r = subprocess.run([PG_BIN + "/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                            "-X", "-A", "-t", "-q", "-c", sql],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            fail("psql -c %r failed (rc %d): %s" % (sql, r.returncode, r.stderr.decode("utf-8", "replace")))
+        return r
+
+    def psql(self, sql):
+        return self._psql(sql).stdout.decode().strip()
+
+    def backend_pid(self):
+        """One psql connection; returns the pid of the backend that served it."""
+        out = self.psql("select pg_backend_pid()")
+        try:
+            return int(out)
+        except ValueError:
+            fail("select pg_backend_pid() printed %r" % out)
+
+    def stop(self):
+        return stop_proc(self.proc, signal.SIGINT, timeout=10.0)
+
+
+# --- cgroup v2 -----------------------------------------------------------------
+
+def cgroup2_mount():
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup on a pure v2
+    host, /sys/fs/cgroup/unified on a hybrid one)."""
+    mps = []
+    with open("/proc/mounts") as f:
+        for l in f:
+            p = l.split()
+            if len(p) > 2 and p[2] == "cgroup2":
+                mps.append(p[1])
+    if not mps:
+        fail("no cgroup2 file system mounted (/proc/mounts)")
+    return "/sys/fs/cgroup" if "/sys/fs/cgroup" in mps else mps[0]
+
+
+class Cgroup:
+    """A nested cgroup v2 directory created level by level (relative to the
+    v2 mount; levels that already exist are shared, not owned). remove()
+    moves every process back to the root cgroup and removes the directories
+    it created, deepest first; call it in a finally, for several Cgroups in
+    reverse order of creation."""
+
+    def __init__(self, rel):
+        self.root = cgroup2_mount()
+        self.rel = rel.strip("/")
+        self.levels = []      # the directories this object created
+        cur = self.root
+        try:
+            for part in self.rel.split("/"):
+                cur = os.path.join(cur, part)
+                if os.path.isdir(cur):   # a parent shared with an earlier Cgroup
+                    continue
+                os.mkdir(cur)
+                self.levels.append(cur)
+        except OSError as e:
+            self.remove()
+            fail("cannot create cgroup %s: %s" % (cur, e))
+        self.path = cur
+        # what /proc/PID/cgroup shows for a member ("0::<this>")
+        self.proc_path = "/" + self.rel
+
+    def add(self, pid):
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write("%d\n" % pid)
+        want = "0::" + self.proc_path
+        with open("/proc/%d/cgroup" % pid) as f:
+            lines = f.read().split("\n")
+        if want not in lines:
+            fail("pid %d not in cgroup %s after writing cgroup.procs: %s" % (pid, self.proc_path, lines))
+
+    def remove(self):
+        errs = []
+        for d in reversed(self.levels):
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    pids = [int(x) for x in f.read().split()]
+            except OSError:
+                pids = []
+            for pid in pids:
+                try:
+                    with open(os.path.join(self.root, "cgroup.procs"), "w") as f:
+                        f.write("%d\n" % pid)
+                except OSError:
+                    pass   # exited meanwhile
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:     # EBUSY while an exiting task is still counted
+                    err = e
+                    time.sleep(0.05)
+            else:
+                errs.append("%s: %s" % (d, err))
+        self.levels = []
+        return errs
