@@ -309,7 +309,7 @@ static int on_record(void *ctx, void *data, size_t size)
  * when that process is gone. */
 static void sweep_map(struct events *ev, int fd, size_t key_size)
 {
-	char key[16], next[16];
+	char key[32], next[32];
 	void *prev = NULL;
 	__u32 tgid;
 
@@ -334,6 +334,7 @@ static void sweep(struct events *ev)
 	procs__lock(ev->procs);
 	sweep_map(ev, bpf_map__fd(ev->skel->maps.conns), sizeof(__u64));
 	sweep_map(ev, bpf_map__fd(ev->skel->maps.nonsock), sizeof(__u64));
+	sweep_map(ev, bpf_map__fd(ev->skel->maps.db_pool), sizeof(struct aion_pool_key));
 	procs__unlock(ev->procs);
 	procs__sweep(ev->procs);
 }
@@ -458,7 +459,7 @@ static __u64 counter_sum(int fd, __u32 idx)
 /* Live keys of a hash map (walked: a hash map has no count to read). */
 static unsigned map_entries(int fd, size_t key_size)
 {
-	char key[16], next[16];
+	char key[32], next[32];
 	void *prev = NULL;
 	unsigned n = 0;
 
@@ -470,12 +471,78 @@ static unsigned map_entries(int fd, size_t key_size)
 	return n;
 }
 
+/* db_client_connection_count: the kernel's per-(process, server) counts,
+ * summed per service. */
+static void render_pools(struct events *ev, struct strbuf *out)
+{
+	int fd = bpf_map__fd(ev->skel->maps.db_pool);
+	struct aion_pool_key key, next, *prev = NULL;
+	struct aion_pool_val v;
+	struct pool_row {
+		char *labels;
+		long long used, open;
+	} *rows = NULL, *nr;
+	size_t n = 0, i;
+	char addr[INET6_ADDRSTRLEN];
+	const struct service *svc;
+	struct strbuf b;
+
+	strbuf__init(&b);
+	procs__lock(ev->procs);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0 && n < 4096) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v) || key.system >= sizeof(db_systems) / sizeof(db_systems[0]) ||
+		    !db_systems[key.system] || procs__gone(ev->procs, key.tgid))
+			continue;
+		svc = procs__service(ev->procs, key.tgid, 0, 0);
+		if (key.addr[0] == 0 && !memcmp(key.addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
+			inet_ntop(AF_INET, &key.addr[12], addr, sizeof(addr));
+		else
+			inet_ntop(AF_INET6, key.addr, addr, sizeof(addr));
+		strbuf__reset(&b);
+		strbuf__printf(&b, "%s,db_system_name=\"%s\",server_address=\"%s\",server_port=\"%u\"",
+			       svc->labels, db_systems[key.system], addr, key.port);
+		if (b.oom)
+			break;
+		for (i = 0; i < n && strcmp(rows[i].labels, b.buf); i++)
+			;
+		if (i == n) {
+			nr = realloc(rows, (n + 1) * sizeof(*rows));
+			if (!nr)
+				break;
+			rows = nr;
+			rows[n].labels = strdup(b.buf);
+			if (!rows[n].labels)
+				break;
+			rows[n].used = rows[n].open = 0;
+			n++;
+		}
+		rows[i].open += v.open > 0 ? v.open : 0;
+		rows[i].used += v.used > 0 ? v.used : 0;
+	}
+	procs__unlock(ev->procs);
+	strbuf__free(&b);
+	if (n)
+		strbuf__puts(out, "# HELP db_client_connection_count Connections of traced processes to database servers: used while an operation is in flight.\n"
+				  "# TYPE db_client_connection_count gauge\n");
+	for (i = 0; i < n; i++) {
+		long long used = rows[i].used < rows[i].open ? rows[i].used : rows[i].open;
+
+		strbuf__printf(out, "db_client_connection_count{%s,state=\"used\"} %lld\n"
+				    "db_client_connection_count{%s,state=\"idle\"} %lld\n",
+			       rows[i].labels, used, rows[i].labels, rows[i].open - used);
+		free(rows[i].labels);
+	}
+	free(rows);
+}
+
 int events__render(struct events *ev, struct strbuf *out)
 {
 	static const struct {
 		const char *name;
 		size_t key_size;
-	} maps[] = { { "targets", 4 }, { "conns", 8 }, { "nonsock", 8 }, { "socks", 8 } };
+	} maps[] = { { "targets", 4 }, { "conns", 8 }, { "nonsock", 8 }, { "socks", 8 }, { "db_pool", 24 } };
 	struct bpf_map *m;
 	size_t i;
 
@@ -510,6 +577,7 @@ int events__render(struct events *ev, struct strbuf *out)
 	}
 	procs__unlock(ev->procs);
 
+	render_pools(ev, out);
 	strbuf__puts(out, "# HELP aion_agent_map_entries Entries in a kernel map now.\n"
 			  "# TYPE aion_agent_map_entries gauge\n");
 	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {

@@ -219,8 +219,8 @@ static __always_inline int same_name(const char *a, const __u8 *b, __u32 n)
 
 /* An operation was sent: queue it. Identical Redis commands pipelined in
  * one write share an entry (100 GETs do not need 100 slots). */
-static __always_inline void db_request(struct conn *c, struct aion_http_mark *m, const __u8 *buf,
-				       __u32 len, __u64 start_ns)
+static __always_inline void db_request(struct conn *c, __u32 tgid, struct aion_http_mark *m,
+				       const __u8 *buf, __u32 len, __u64 start_ns)
 {
 	__u32 t = c->tail, off = m->path_off, tl = m->pad;
 	struct aion_req *r;
@@ -251,6 +251,8 @@ static __always_inline void db_request(struct conn *c, struct aion_http_mark *m,
 		__builtin_memcpy(r->path, c->parse_text, AION_PATH_MAX);
 	}
 	c->tail = t + 1;
+	if (t == c->head)
+		pool_used(c, tgid, 1); /* the connection is in use from now */
 }
 
 /* Complete the oldest operation (one of its pipelined copies). */
@@ -270,6 +272,8 @@ static __always_inline void db_complete(struct conn *c, __u32 tgid, __u16 err, _
 	}
 	if (!claim_head(c, &h))
 		return;
+	if (c->head == c->tail)
+		pool_used(c, tgid, -1); /* idle again */
 	r = &c->q[h & (AION_QUEUE_DEPTH - 1)];
 	if (r->method == AION_DB_SYNC)
 		return;
@@ -312,7 +316,7 @@ static long db_drain_mark(__u32 i, void *ctx)
 		return 1;
 	m = &s->marks[i & (AION_MAX_MARKS - 1)];
 	if (m->kind == AION_MARK_START) {
-		db_request(c, m, s->buf, s->len, d->first_ns);
+		db_request(c, d->tgid, m, s->buf, s->len, d->first_ns);
 		d->first_ns = d->now;
 	} else if (m->kind == AION_MARK_STMT) {
 		/* PG Parse: remember the text for the Execute that follows;
@@ -516,6 +520,7 @@ static __always_inline __u8 detect(struct conn *c, __u32 tgid, struct sys_args *
 	}
 	c->proto = p;
 	c->role = (req == (dir == 0)) ? AION_ROLE_SERVER : AION_ROLE_CLIENT;
+	pool_open(c, tgid);
 	if (p == AION_PROTO_HTTP && (c->role != AION_ROLE_SERVER || dir == 1)) {
 		c->carry_len[dir & 1] = 0;
 		return 0; /* a server's first request is still to be read */
@@ -709,6 +714,7 @@ int aion_enter_close(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	}
 	conn_abort(c, k.tgid, bpf_ktime_get_ns(), 1);
+	pool_close(c, k.tgid);
 	if (c->sk) {
 		__u64 skey = c->sk;
 

@@ -284,6 +284,64 @@ static __always_inline void emit_db(struct conn *c, __u32 tgid, struct aion_req 
 	bpf_ringbuf_submit(e, rb_flags());
 }
 
+/* ---- db_client_connection_count ------------------------------------------ */
+
+static __always_inline struct aion_pool_val *pool_of(struct conn *c, __u32 tgid, int create)
+{
+	struct aion_pool_key k = { .tgid = tgid, .port = c->rport, .system = c->proto };
+	struct aion_pool_val zero = {}, *v;
+
+	__builtin_memcpy(k.addr, c->raddr, 16);
+	v = bpf_map_lookup_elem(&db_pool, &k);
+	if (!v && create) {
+		bpf_map_update_elem(&db_pool, &k, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&db_pool, &k);
+	}
+	return v;
+}
+
+/* A traced client's connection turned out to be a database's. */
+static __always_inline void pool_open(struct conn *c, __u32 tgid)
+{
+	struct aion_pool_val *v;
+
+	if (c->pooled || c->role != AION_ROLE_CLIENT || c->proto < AION_PROTO_PG ||
+	    c->proto > AION_PROTO_REDIS)
+		return;
+	v = pool_of(c, tgid, 1);
+	if (!v)
+		return;
+	__sync_fetch_and_add(&v->open, 1);
+	c->pooled = 1;
+}
+
+static __always_inline void pool_used(struct conn *c, __u32 tgid, __s64 d)
+{
+	struct aion_pool_val *v;
+
+	if (!c->pooled)
+		return;
+	v = pool_of(c, tgid, 0);
+	if (v)
+		__sync_fetch_and_add(&v->used, d);
+}
+
+/* The connection goes away (close, exit). */
+static __always_inline void pool_close(struct conn *c, __u32 tgid)
+{
+	struct aion_pool_val *v;
+
+	if (!c->pooled)
+		return;
+	v = pool_of(c, tgid, 0);
+	if (v) {
+		__sync_fetch_and_add(&v->open, -1);
+		if (c->head != c->tail)
+			__sync_fetch_and_add(&v->used, -1);
+	}
+	c->pooled = 0;
+}
+
 /* Claim the oldest request in flight; false when there is none or another
  * CPU (a socket state change) claimed it first. */
 static __always_inline int claim_head(struct conn *c, __u32 *h)

@@ -50,7 +50,7 @@ struct conn {
 	__u8  proto;       /* enum aion_proto, learnt from the first bytes */
 	__u8  tries;       /* syscalls whose bytes told nothing yet */
 	__u8  parse_len;   /* PG: text of the last Parse */
-	__u8  pad2;
+	__u8  pooled;      /* counted in db_pool */
 	__u32 parse_hash;  /* PG: name hash of the last Parse */
 	__u8  laddr[16];   /* local and peer address, IPv4 as ::ffff:a.b.c.d */
 	__u8  raddr[16];
@@ -135,6 +135,14 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, struct conn);
 } conns SEC(".maps");
+
+/* Database connections of traced clients, per server: open and in use. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aion_pool_key);
+	__type(value, struct aion_pool_val);
+} db_pool SEC(".maps");
 
 /* One zeroed connection, never written: what a new entry starts from. */
 struct {

@@ -185,6 +185,7 @@ static __always_inline void on_listen(__u16 port)
 static long forget_conn(struct bpf_map *map, struct conn_key *k, struct conn *c, __u32 *tgid)
 {
 	if (k->tgid == *tgid) {
+		pool_close(c, k->tgid);
 		if (c->sk) {
 			__u64 skey = c->sk;
 

@@ -168,6 +168,21 @@ struct aion_active_slot {
 };
 _Static_assert(sizeof(struct aion_active_slot) == 16, "aion_active_slot ABI");
 
+/* Connections of a traced client to a database server (db_pool map). */
+struct aion_pool_key {
+	__u32 tgid;
+	__u16 port;     /* server port */
+	__u8  system;   /* enum aion_proto */
+	__u8  pad;
+	__u8  addr[16]; /* server address, IPv4 as ::ffff:a.b.c.d */
+};
+_Static_assert(sizeof(struct aion_pool_key) == 24, "aion_pool_key ABI");
+
+struct aion_pool_val {
+	__s64 open;     /* connections open */
+	__s64 used;     /* of which with an operation in flight */
+};
+
 /* Indices of the per-CPU counter array; the agent exports each one. */
 enum aion_counter {
 	AION_CNT_EVENTS_LOST = 0,   /* ring buffer reserve failed */
