@@ -811,3 +811,34 @@ def test_targets_unselected_processes_never_counted():
             fail("unselected pid %d was instrumented:\n%s" % (pid, lib._target_lines(agent, pid)))
     _eq("counts still exact", (count(s, server_port=str(ng.port)), count(s, server_port=str(py_a.port))), (3, 2))
     agent.stop()
+
+
+def test_targets_exe_binary_replaced_on_disk_followed_by_path():
+    """--exe PATH, then PATH is replaced by a new file (a new inode, as a
+    package upgrade does with rename): a server started from PATH after the
+    replacement is matched by path and its requests are counted; one started
+    from the old file before the replacement was counted too."""
+    d = lib.mkdtemp("replace")
+    path = os.path.join(d, "app-python")
+    lib.copy_binary("/usr/bin/python3.11", path)
+    agent = start_agent(["--exe", path])
+    old = lib.start_python_server_with(path)
+    old_pid = old.listener_pid()
+    wait_target_event(agent, old_pid, "instrumented")
+    _eq("statuses (old file)", lib.keepalive_requests(old.port, ["/ok"] * 3), [200] * 3)
+    # Replace: a new copy renamed over the path.
+    tmp = os.path.join(d, ".app-python.new")
+    lib.copy_binary("/usr/bin/python3.11", tmp)
+    os.rename(tmp, path)
+    if lib.file_id(path) == lib.file_id("/proc/%d/exe" % old_pid):
+        fail("the replacement kept the inode")
+    new = lib.start_python_server_with(path)
+    new_pid = new.listener_pid()
+    e = wait_target_event(agent, new_pid, "instrumented")
+    lib.log("new server instrumented: %s" % (e,))
+    _eq("statuses (new file)", lib.keepalive_requests(new.port, ["/ok"] * 4), [200] * 4)
+    agent.wait_count(3, server_port=str(old.port), service_name="app-python", http_route="/ok")
+    agent.wait_count(4, server_port=str(new.port), service_name="app-python", http_route="/ok")
+    new.stop()
+    old.stop()
+    agent.stop()
