@@ -40,6 +40,23 @@ struct stmt_slot {
 	char text[AION_DB_TEXT];
 };
 
+#define DB_CACHE_SLOTS 4096
+
+struct db_cache_key {
+	__u64 conn;
+	__u32 tgid, gen, service_id, stmt;
+	__u16 error, port;
+	__u8 role, system, op, text_len, err_len, pad[3];
+	__u8 addr[16];
+	char text[AION_DB_TEXT];
+};
+
+struct db_cache_slot {
+	__u64 hash;
+	struct db_cache_key key;
+	char *labels;
+};
+
 struct port_name {
 	const struct service *svc;
 	__u32 tgid;
@@ -62,6 +79,9 @@ struct events {
 	__u64 last_sweep_ns;
 	struct stmt_slot *stmts;
 	struct strbuf dbl; /* label block being built */
+	struct db_cache_slot *db_cache;
+	struct db_cache_key db_key;
+	__u64 db_hash;
 };
 
 static __u64 now_ns(void)
@@ -185,6 +205,57 @@ static void upper_name(const char *s, size_t len, char *out, size_t n)
 	out[k] = '\0';
 }
 
+/* The label block of a record, cached by everything in it that names the
+ * series (not times, not count): a pipeline of the same statement builds
+ * it once. Direct-mapped; a collision rebuilds. */
+static const char *db_labels_cached(struct events *ev, const struct aion_db_event *e,
+				    struct db_cache_key *k, __u64 *hash)
+{
+	struct db_cache_slot *sl;
+	const unsigned char *b = (const unsigned char *)k;
+	__u64 h = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	memset(k, 0, sizeof(*k));
+	k->tgid = e->tgid;
+	k->gen = e->gen;
+	k->service_id = e->service_id;
+	k->role = e->role;
+	k->system = e->system;
+	k->op = e->op;
+	k->error = e->error;
+	k->port = e->server_port;
+	k->text_len = e->text_len;
+	k->err_len = e->err_len;
+	if (e->op == AION_DB_EXECUTE && !e->text_len) {
+		k->conn = e->conn; /* named by the statement table */
+		k->stmt = e->stmt;
+	}
+	memcpy(k->addr, e->addr, sizeof(k->addr));
+	memcpy(k->text, e->text, sizeof(k->text));
+	for (i = 0; i < sizeof(*k); i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	*hash = h;
+	sl = &ev->db_cache[(h >> 20) % DB_CACHE_SLOTS];
+	if (sl->labels && sl->hash == h && !memcmp(&sl->key, k, sizeof(*k)))
+		return sl->labels;
+	return NULL;
+}
+
+static void db_labels_store(struct events *ev, const struct db_cache_key *k, __u64 h,
+			    const char *labels)
+{
+	struct db_cache_slot *sl = &ev->db_cache[(h >> 20) % DB_CACHE_SLOTS];
+	char *copy = strdup(labels);
+
+	if (!copy)
+		return;
+	free(sl->labels);
+	sl->labels = copy;
+	sl->hash = h;
+	sl->key = *k;
+}
+
 static int on_db(struct events *ev, const struct aion_db_event *e)
 {
 	char op[SQL_NAME], table[SQL_NAME], err[32], addr[INET6_ADDRSTRLEN];
@@ -207,6 +278,21 @@ static int on_db(struct events *ev, const struct aion_db_event *e)
 	}
 	if (e->role != AION_ROLE_CLIENT && e->role != AION_ROLE_SERVER)
 		return 0;
+	{
+		struct db_cache_key k;
+		const char *hit;
+		__u64 h;
+
+		hit = db_labels_cached(ev, e, &k, &h);
+		if (hit) {
+			aggregate__observe(ev->agg, e->role == AION_ROLE_CLIENT ? AGG_DB_CLIENT : AGG_DB_SERVER,
+					   hit, e->end_ns > e->start_ns ? (double)(e->end_ns - e->start_ns) / 1e9 : 0,
+					   e->count ? e->count : 1);
+			return 0;
+		}
+		ev->db_key = k;
+		ev->db_hash = h;
+	}
 	if (e->op == AION_DB_EXECUTE && !tlen) {
 		sl = stmt_slot(ev, e->conn, e->stmt);
 		if (sl->conn == e->conn && sl->stmt == e->stmt) {
@@ -267,6 +353,9 @@ static int on_db(struct events *ev, const struct aion_db_event *e)
 	strbuf__label_value(b, err);
 	strbuf__puts(b, "\"");
 	procs__unlock(ev->procs);
+	/* A statement not named yet (its text may come later) is not cached. */
+	if (!b->oom && !(e->op == AION_DB_EXECUTE && !tlen))
+		db_labels_store(ev, &ev->db_key, ev->db_hash, b->buf);
 	if (!b->oom)
 		aggregate__observe(ev->agg, e->role == AION_ROLE_CLIENT ? AGG_DB_CLIENT : AGG_DB_SERVER, b->buf,
 				   e->end_ns > e->start_ns ? (double)(e->end_ns - e->start_ns) / 1e9 : 0,
@@ -351,7 +440,8 @@ struct events *events__new(const struct events_opts *o)
 	ev->procs = o->procs;
 	strbuf__init(&ev->dbl);
 	ev->stmts = calloc(STMT_SLOTS, sizeof(*ev->stmts));
-	if (!ev->stmts) {
+	ev->db_cache = calloc(DB_CACHE_SLOTS, sizeof(*ev->db_cache));
+	if (!ev->stmts || !ev->db_cache) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -397,6 +487,10 @@ void events__free(struct events *ev)
 	if (ev->active)
 		munmap(ev->active, ev->active_len);
 	free(ev->stmts);
+	if (ev->db_cache)
+		for (i = 0; i < DB_CACHE_SLOTS; i++)
+			free(ev->db_cache[i].labels);
+	free(ev->db_cache);
 	strbuf__free(&ev->dbl);
 	for (i = 0; i < 65536; i++)
 		free(ev->ports[i]);

@@ -266,8 +266,13 @@ static __always_inline void db_complete(struct conn *c, __u32 tgid, __u16 err, _
 		return;
 	r = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
 	if (r->count > 1) {
+		/* One of identical pipelined Redis commands: successes are
+		 * reported together (body counts them), errors one by one. */
 		r->count--;
-		emit_db(c, tgid, r, err, (__u32)r->body, r->method, etext, elen, now);
+		if (err)
+			emit_db(c, tgid, r, err, 0, r->method, etext, elen, now, 1);
+		else
+			r->body++;
 		return;
 	}
 	if (!claim_head(c, &h))
@@ -277,11 +282,19 @@ static __always_inline void db_complete(struct conn *c, __u32 tgid, __u16 err, _
 	r = &c->q[h & (AION_QUEUE_DEPTH - 1)];
 	if (r->method == AION_DB_SYNC)
 		return;
+	if (r->method == AION_DB_COMMAND) {
+		__u32 done = (__u32)r->body;
+
+		if (err && done)
+			emit_db(c, tgid, r, 0, 0, r->method, NULL, 0, now, done);
+		emit_db(c, tgid, r, err, 0, r->method, etext, elen, now, err ? 1 : done + 1);
+		return;
+	}
 	emit_db(c, tgid, r, err, r->method == AION_DB_PREPARE ? stmt : (__u32)r->body, r->method,
-		etext, elen, now);
+		etext, elen, now, 1);
 	if (r->method == AION_DB_PREPARE && !err)
 		/* MySQL: the statement id the server gave this text. */
-		emit_db(c, tgid, r, 0, stmt, AION_DB_STMT, NULL, 0, now);
+		emit_db(c, tgid, r, 0, stmt, AION_DB_STMT, NULL, 0, now, 1);
 }
 
 /* PG ReadyForQuery: the simple Query at the head ends, or everything up to
@@ -332,7 +345,7 @@ static long db_drain_mark(__u32 i, void *ctx)
 			r->start_ns = d->now;
 			r->path_len = c->parse_len;
 			__builtin_memcpy(r->path, c->parse_text, AION_PATH_MAX);
-			emit_db(c, d->tgid, r, 0, (__u32)m->body, AION_DB_STMT, NULL, 0, d->now);
+			emit_db(c, d->tgid, r, 0, (__u32)m->body, AION_DB_STMT, NULL, 0, d->now, 1);
 		}
 	} else if (m->method == AION_DBEND_SYNC) {
 		d->err = m->status;
@@ -475,6 +488,15 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 		bpf_loop(AION_DB_ROUNDS, scan_round_my, &r, 0);
 	else
 		bpf_loop(AION_DB_ROUNDS, scan_round_re, &r, 0);
+	if (proto == AION_PROTO_REDIS && c->head != c->tail) {
+		/* Pipelined commands answered by this syscall: one record. */
+		struct aion_req *q = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
+
+		if (q->method == AION_DB_COMMAND && q->body) {
+			emit_db(c, tgid, q, 0, 0, q->method, NULL, 0, r.d.now, (__u32)q->body);
+			q->body = 0;
+		}
+	}
 
 	if (s->garbage)
 		count(AION_CNT_PARSE_GIVEUP);

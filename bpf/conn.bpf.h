@@ -214,7 +214,7 @@ static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 
 
 static __always_inline void fill_db(struct aion_db_event *e, struct conn *c, __u32 tgid,
 				    struct aion_req *r, __u16 err, __u32 stmt, __u8 op,
-				    const __u8 *etext, __u32 elen, __u64 now)
+				    const __u8 *etext, __u32 elen, __u64 now, __u32 n)
 {
 	e->kind = AION_EV_DB;
 	e->role = c->role;
@@ -227,7 +227,7 @@ static __always_inline void fill_db(struct aion_db_event *e, struct conn *c, __u
 	e->start_ns = r->start_ns;
 	e->end_ns = now;
 	e->gen = c->gen;
-	e->count = 1;
+	e->count = n;
 	e->conn = c->sk;
 	e->stmt = stmt;
 	e->text_len = r->path_len > AION_DB_TEXT ? AION_DB_TEXT : r->path_len;
@@ -249,28 +249,30 @@ static __always_inline void fill_db(struct aion_db_event *e, struct conn *c, __u
 	}
 }
 
-/* Report a database operation (or a statement's text, op AION_DB_STMT). */
+/* Report n database operations alike (or a statement's text, op
+ * AION_DB_STMT). */
 static __always_inline void emit_db(struct conn *c, __u32 tgid, struct aion_req *r, __u16 err,
-				    __u32 stmt, __u8 op, const __u8 *etext, __u32 elen, __u64 now)
+				    __u32 stmt, __u8 op, const __u8 *etext, __u32 elen, __u64 now,
+				    __u32 n)
 {
 	struct aion_db_event *e;
 	struct stage *st;
-	__u32 zero = 0, n;
+	__u32 zero = 0, k;
 
 	st = bpf_map_lookup_elem(&stage, &zero);
 	if (st && !st->busy) {
 		WRITE_ONCE(st->busy, 1);
-		n = st->n;
-		if (n >= AION_BATCH) {
+		k = st->n;
+		if (k >= AION_BATCH) {
 			stage_flush(st);
-			n = 0;
+			k = 0;
 		}
-		if (!n)
+		if (!k)
 			st->first_ns = now;
-		fill_db((struct aion_db_event *)&st->ev[n & (AION_BATCH - 1)], c, tgid, r, err, stmt, op,
-			etext, elen, now);
-		st->n = n + 1;
-		if (n + 1 >= AION_BATCH || now - st->first_ns >= AION_BATCH_NS)
+		fill_db((struct aion_db_event *)&st->ev[k & (AION_BATCH - 1)], c, tgid, r, err, stmt, op,
+			etext, elen, now, n);
+		st->n = k + 1;
+		if (k + 1 >= AION_BATCH || now - st->first_ns >= AION_BATCH_NS)
 			stage_flush(st);
 		WRITE_ONCE(st->busy, 0);
 		return;
@@ -280,7 +282,7 @@ static __always_inline void emit_db(struct conn *c, __u32 tgid, struct aion_req 
 		count(AION_CNT_EVENTS_LOST);
 		return;
 	}
-	fill_db(e, c, tgid, r, err, stmt, op, etext, elen, now);
+	fill_db(e, c, tgid, r, err, stmt, op, etext, elen, now, n);
 	bpf_ringbuf_submit(e, rb_flags());
 }
 
