@@ -58,7 +58,24 @@ int procinfo__exe_name(int pid, char *out, size_t n)
 		base = strrchr(link, '/');
 		base = base ? base + 1 : link;
 		if (*base) {
+			char comm[64];
+			size_t bl = strlen(base), cl;
+
 			snprintf(out, n, "%s", base);
+			/* A multi-call binary reached through a link of another
+			 * name (redis-server -> redis-check-rdb, busybox): the
+			 * command name the kernel took from the path is the
+			 * better name. Related names (python3 for python3.11)
+			 * keep the file's. */
+			snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+			if (read_small(path, comm, sizeof(comm)) > 0) {
+				comm[strcspn(comm, "\n")] = '\0';
+				cl = strlen(comm);
+				/* A title a process gave itself ("gunicorn:
+				 * worker") is not a command name. */
+				if (cl && strncmp(base, comm, cl < bl ? cl : bl) && !strpbrk(comm, " :"))
+					snprintf(out, n, "%s", comm);
+			}
 			printable(out);
 			return 0;
 		}
