@@ -179,6 +179,7 @@ static const char *my_command(__u32 cmd)
 {
 	switch (cmd) {
 	case 0x02: return "INIT_DB";
+	case 0x04: return "FIELD_LIST";
 	case 0x08: return "SHUTDOWN";
 	case 0x09: return "STATISTICS";
 	case 0x0d: return "DEBUG";
@@ -698,6 +699,9 @@ int events__render(struct events *ev, struct strbuf *out)
 		"# HELP aion_agent_parse_errors_total Syscall data on a traced socket that could not be framed.\n"
 		"# TYPE aion_agent_parse_errors_total counter\n"
 		"aion_agent_parse_errors_total{protocol=\"http\"} %llu\n"
+		"aion_agent_parse_errors_total{protocol=\"postgresql\"} %llu\n"
+		"aion_agent_parse_errors_total{protocol=\"mysql\"} %llu\n"
+		"aion_agent_parse_errors_total{protocol=\"redis\"} %llu\n"
 		"# HELP aion_agent_map_update_errors_total Kernel map updates that failed (map full).\n"
 		"# TYPE aion_agent_map_update_errors_total counter\n"
 		"aion_agent_map_update_errors_total{map=\"conns\"} %llu\n"
@@ -714,6 +718,9 @@ int events__render(struct events *ev, struct strbuf *out)
 		__atomic_load_n(&ev->handled, __ATOMIC_RELAXED),
 		(unsigned long long)counter_sum(cfd, AION_CNT_EVENTS_LOST),
 		(unsigned long long)counter_sum(cfd, AION_CNT_PARSE_GIVEUP),
+		(unsigned long long)counter_sum(cfd, AION_CNT_PARSE_PG),
+		(unsigned long long)counter_sum(cfd, AION_CNT_PARSE_MYSQL),
+		(unsigned long long)counter_sum(cfd, AION_CNT_PARSE_REDIS),
 		(unsigned long long)counter_sum(cfd, AION_CNT_CONN_TABLE_FULL),
 		(unsigned long long)counter_sum(cfd, AION_CNT_TARGET_TABLE_FULL),
 		(unsigned long long)counter_sum(cfd, AION_CNT_PROC_LOST),

@@ -180,7 +180,7 @@ static long drain_mark(__u32 i, void *ctx)
 }
 
 #define AION_ROUNDS 8     /* scans per syscall: windows, or drains of full marks */
-#define AION_DB_ROUNDS 32 /* more for databases: a Redis pipeline of 100 commands */
+#define AION_DB_ROUNDS 1024 /* more for databases: 1024 windows or drains of 8 marks */
 
 /* Bit i: the i-th request waiting for a response is a HEAD (no body). */
 static __always_inline __u8 head_mask(struct conn *c)
@@ -200,14 +200,14 @@ static __always_inline __u8 head_mask(struct conn *c)
 
 /* ---- database operations ------------------------------------------------ */
 
-static __always_inline int same_name(const char *a, const __u8 *b, __u32 n)
+static __always_inline int same_text(const char *a, const __u8 *b, __u32 n)
 {
 	__u64 x, y, m;
 	__u32 i;
 
-	/* Four words, the last ones masked to n bytes. */
+	/* Eight words, the last ones masked to n bytes. */
 #pragma unroll
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 8; i++) {
 		__builtin_memcpy(&x, a + i * 8, 8);
 		__builtin_memcpy(&y, b + i * 8, 8);
 		m = n >= (i + 1) * 8 ? ~0ULL : n <= i * 8 ? 0 : (1ULL << ((n - i * 8) * 8)) - 1;
@@ -217,18 +217,40 @@ static __always_inline int same_name(const char *a, const __u8 *b, __u32 n)
 	return 1;
 }
 
-/* An operation was sent: queue it. Identical Redis commands pipelined in
- * one write share an entry (100 GETs do not need 100 slots). */
+/* An operation was sent: queue it. Identical operations sent together (a
+ * Redis pipeline of GETs, a PostgreSQL pipeline of Executes of one
+ * statement) share an entry: 100 GETs do not need 100 slots. Its status
+ * counts those answered and not reported yet. */
 static __always_inline void db_request(struct conn *c, __u32 tgid, struct aion_http_mark *m,
 				       const __u8 *buf, __u32 len, __u64 start_ns)
 {
 	__u32 t = c->tail, off = m->path_off, tl = m->pad;
+	const __u8 *text = &buf[off & (AION_WINDOW - 1)];
 	struct aion_req *r;
+	int from_parse = m->method == AION_DB_EXECUTE && c->proto == AION_PROTO_PG &&
+			 m->body == c->parse_hash;
 
-	if (t != c->head && m->method == AION_DB_COMMAND) {
+	if (from_parse) {
+		/* Executes the statement parsed last: its text is at hand. */
+		text = (const __u8 *)c->parse_text;
+		tl = c->parse_len;
+	} else if (m->method == AION_DB_EXECUTE && c->proto == AION_PROTO_PG) {
+		struct stmt_key sk = { .sk = c->sk, .hash = (__u32)m->body };
+		struct stmt_text *st = bpf_map_lookup_elem(&pg_stmts, &sk);
+
+		if (st) {
+			text = (const __u8 *)st->text;
+			tl = st->len;
+		}
+	}
+	if (tl > AION_PATH_MAX)
+		tl = AION_PATH_MAX;
+	if (t != c->head && (m->method == AION_DB_COMMAND || m->method == AION_DB_EXECUTE)) {
 		r = &c->q[(t - 1) & (AION_QUEUE_DEPTH - 1)];
-		if (r->method == AION_DB_COMMAND && r->start_ns == start_ns && r->path_len == tl &&
-		    tl <= 32 && same_name(r->path, &buf[off & (AION_WINDOW - 1)], tl)) {
+		/* Same text (pgbench prepares each command of a script under
+		 * its own name), or the same unknown statement. */
+		if (r->method == m->method && r->start_ns == start_ns && r->path_len == tl &&
+		    (tl ? same_text(r->path, text, tl) : r->body == m->body)) {
 			r->count++;
 			return;
 		}
@@ -243,13 +265,8 @@ static __always_inline void db_request(struct conn *c, __u32 tgid, struct aion_h
 	r->status = 0;
 	r->count = 1;
 	r->body = m->body;
-	r->path_len = tl > AION_PATH_MAX ? AION_PATH_MAX : tl;
-	__builtin_memcpy(r->path, &buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
-	if (m->method == AION_DB_EXECUTE && c->proto == AION_PROTO_PG && m->body == c->parse_hash) {
-		/* Executes the statement parsed last: its text is at hand. */
-		r->path_len = c->parse_len;
-		__builtin_memcpy(r->path, c->parse_text, AION_PATH_MAX);
-	}
+	r->path_len = tl;
+	__builtin_memcpy(r->path, text, AION_PATH_MAX);
 	c->tail = t + 1;
 	if (t == c->head)
 		pool_used(c, tgid, 1); /* the connection is in use from now */
@@ -266,13 +283,13 @@ static __always_inline void db_complete(struct conn *c, __u32 tgid, __u16 err, _
 		return;
 	r = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
 	if (r->count > 1) {
-		/* One of identical pipelined Redis commands: successes are
-		 * reported together (body counts them), errors one by one. */
+		/* One of identical pipelined operations: successes are
+		 * reported together (status counts them), errors one by one. */
 		r->count--;
 		if (err)
-			emit_db(c, tgid, r, err, 0, r->method, etext, elen, now, 1);
+			emit_db(c, tgid, r, err, (__u32)r->body, r->method, etext, elen, now, 1);
 		else
-			r->body++;
+			r->status++;
 		return;
 	}
 	if (!claim_head(c, &h))
@@ -282,12 +299,12 @@ static __always_inline void db_complete(struct conn *c, __u32 tgid, __u16 err, _
 	r = &c->q[h & (AION_QUEUE_DEPTH - 1)];
 	if (r->method == AION_DB_SYNC)
 		return;
-	if (r->method == AION_DB_COMMAND) {
-		__u32 done = (__u32)r->body;
+	if (r->method == AION_DB_COMMAND || r->method == AION_DB_EXECUTE) {
+		__u32 done = r->status;
 
 		if (err && done)
-			emit_db(c, tgid, r, 0, 0, r->method, NULL, 0, now, done);
-		emit_db(c, tgid, r, err, 0, r->method, etext, elen, now, err ? 1 : done + 1);
+			emit_db(c, tgid, r, 0, (__u32)r->body, r->method, NULL, 0, now, done);
+		emit_db(c, tgid, r, err, (__u32)r->body, r->method, etext, elen, now, err ? 1 : done + 1);
 		return;
 	}
 	emit_db(c, tgid, r, err, r->method == AION_DB_PREPARE ? stmt : (__u32)r->body, r->method,
@@ -339,7 +356,12 @@ static long db_drain_mark(__u32 i, void *ctx)
 		c->parse_len = m->pad > AION_PATH_MAX ? AION_PATH_MAX : m->pad;
 		__builtin_memcpy(c->parse_text, &s->buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
 		if (m->body != AION_PG_UNNAMED) {
+			struct stmt_key sk = { .sk = c->sk, .hash = (__u32)m->body };
 			struct work *w = d->w;
+
+			w->stmt.len = c->parse_len;
+			__builtin_memcpy(w->stmt.text, c->parse_text, AION_PATH_MAX);
+			bpf_map_update_elem(&pg_stmts, &sk, &w->stmt, BPF_ANY);
 
 			r = &w->tmp;
 			r->start_ns = d->now;
@@ -349,7 +371,7 @@ static long db_drain_mark(__u32 i, void *ctx)
 		}
 	} else if (m->method == AION_DBEND_SYNC) {
 		d->err = m->status;
-		bpf_loop(AION_QUEUE_DEPTH, db_sync_one, d, 0);
+		bpf_loop(65536, db_sync_one, d, 0); /* entries may stand for many */
 	} else if (c->head != c->tail) {
 		r = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
 		if (c->proto == AION_PROTO_PG && r->method == AION_DB_QUERY) {
@@ -364,13 +386,20 @@ static long db_drain_mark(__u32 i, void *ctx)
 	return 0;
 }
 
-/* MySQL: bit 0 when the operation waiting is a PREPARE (its answer carries
- * the statement id). */
+/* MySQL: 1 when the operation waiting is a PREPARE (its answer carries the
+ * statement id), 2 when it is a COM_FIELD_LIST. */
 static __always_inline __u8 db_head_mask(struct conn *c)
 {
+	struct aion_req *r;
+
 	if (c->head == c->tail)
 		return 0;
-	return c->q[c->head & (AION_QUEUE_DEPTH - 1)].method == AION_DB_PREPARE;
+	r = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
+	if (r->method == AION_DB_PREPARE)
+		return 1;
+	if (r->method == AION_DB_OTHER && r->body == 0x04)
+		return 2; /* COM_FIELD_LIST: definitions without a count */
+	return 0;
 }
 
 struct round_ctx {
@@ -488,18 +517,26 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 		bpf_loop(AION_DB_ROUNDS, scan_round_my, &r, 0);
 	else
 		bpf_loop(AION_DB_ROUNDS, scan_round_re, &r, 0);
-	if (proto == AION_PROTO_REDIS && c->head != c->tail) {
-		/* Pipelined commands answered by this syscall: one record. */
+	if (proto != AION_PROTO_HTTP && c->head != c->tail) {
+		/* Pipelined operations answered by this syscall: one record. */
 		struct aion_req *q = &c->q[c->head & (AION_QUEUE_DEPTH - 1)];
 
-		if (q->method == AION_DB_COMMAND && q->body) {
-			emit_db(c, tgid, q, 0, 0, q->method, NULL, 0, r.d.now, (__u32)q->body);
-			q->body = 0;
+		if ((q->method == AION_DB_COMMAND || q->method == AION_DB_EXECUTE) && q->status) {
+			emit_db(c, tgid, q, 0, (__u32)q->body, q->method, NULL, 0, r.d.now, q->status);
+			q->status = 0;
 		}
 	}
 
+	if (!s->garbage && !s->partial && s->pos < s->total && proto != AION_PROTO_HTTP) {
+		/* The rounds ran out inside this syscall (thousands of
+		 * pipelined commands): the framing is lost from here. */
+		AION_DBF(s)->state = 0xff;
+		s->garbage = 1;
+	}
 	if (s->garbage)
-		count(AION_CNT_PARSE_GIVEUP);
+		count(proto == AION_PROTO_HTTP ? AION_CNT_PARSE_GIVEUP :
+		      proto == AION_PROTO_PG ? AION_CNT_PARSE_PG :
+		      proto == AION_PROTO_MYSQL ? AION_CNT_PARSE_MYSQL : AION_CNT_PARSE_REDIS);
 	if (s->partial && s->pos < s->len && s->len - s->pos < AION_CARRY) {
 		/* An incomplete start line or header: keep it, with its first byte's time. */
 		__u32 p = s->pos;

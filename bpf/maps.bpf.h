@@ -80,6 +80,20 @@ struct seg {
 	__u64 len;
 };
 
+/* PostgreSQL named statements: (connection, name hash) -> text, so that an
+ * Execute of one prepared long before is named in the kernel (and identical
+ * ones pipelined share a queue slot). The map is pg_stmts. */
+struct stmt_key {
+	__u64 sk;
+	__u32 hash;
+	__u32 pad;
+};
+
+struct stmt_text {
+	__u8 len;
+	char text[AION_PATH_MAX];
+};
+
 /* Per-CPU work area of the data path. It lives in a map, not on the stack,
  * so that the verifier does not track its values precisely across
  * bpf_loop() iterations (which would keep it from converging). */
@@ -90,6 +104,7 @@ struct work {
 	__u32 nsegs;
 	__u32 carry;
 	struct aion_req tmp; /* a statement's text on its way to the agent */
+	struct stmt_text stmt; /* ... and on its way to pg_stmts */
 	struct conn_key key; /* the connection handed to a database program */
 	__u8  io_kind;       /* enum io_kind of the syscall handed to aion_data */
 	__u8  io_write;
@@ -143,6 +158,14 @@ struct {
 	__type(key, struct aion_pool_key);
 	__type(value, struct aion_pool_val);
 } db_pool SEC(".maps");
+
+/* PostgreSQL named statements (struct stmt_key/stmt_text above). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct stmt_key);
+	__type(value, struct stmt_text);
+} pg_stmts SEC(".maps");
 
 /* One zeroed connection, never written: what a new entry starts from. */
 struct {

@@ -192,6 +192,9 @@ enum aion_counter {
 	AION_CNT_TARGET_TABLE_FULL, /* a forked target could not be added */
 	AION_CNT_ADOPTED,           /* connections adopted from the fd table */
 	AION_CNT_PROC_LOST,         /* a process event could not be reserved */
+	AION_CNT_PARSE_PG,          /* PostgreSQL bytes that could not be framed */
+	AION_CNT_PARSE_MYSQL,       /* MySQL bytes that could not be framed */
+	AION_CNT_PARSE_REDIS,       /* Redis bytes that could not be framed */
 	AION_CNT__COUNT,
 };
 

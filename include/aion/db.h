@@ -203,6 +203,9 @@ static __always_inline long aion_pg_request(struct aion_http_scan *s)
 	plen -= 4;
 	switch (t) {
 	case 'Q':
+		/* The text's first bytes must be in the window to be named. */
+		if (aion_db_cut(s, p, 5 + (plen < AION_PATH_MAX ? plen : AION_PATH_MAX)))
+			return 1;
 		aion_db_mark(s, AION_MARK_START, AION_DB_QUERY, 0, p + 5,
 			     aion_db_tlen(s, p + 5, plen ? plen - 1 : 0), 0);
 		break;
@@ -211,9 +214,13 @@ static __always_inline long aion_pg_request(struct aion_http_scan *s)
 		h = aion_pg_name(s, p + 5, &e1);
 		if (!e1 && p + 5 + 64 > s->len && aion_db_cut(s, p, s->len - p + 1))
 			return 1;
-		if (e1)
-			aion_db_mark(s, AION_MARK_STMT, 0, 0, e1,
-				     aion_db_tlen(s, e1, plen > e1 - p - 5 ? plen - (e1 - p - 5) - 1 : 0), h);
+		if (e1) {
+			__u32 ql = plen > e1 - p - 5 ? plen - (e1 - p - 5) - 1 : 0;
+
+			if (aion_db_cut(s, p, e1 - p + (ql < AION_PATH_MAX ? ql : AION_PATH_MAX)))
+				return 1;
+			aion_db_mark(s, AION_MARK_STMT, 0, 0, e1, aion_db_tlen(s, e1, ql), h);
+		}
 		break;
 	case 'B':
 		/* Bind: portal name, statement name. */
@@ -349,6 +356,10 @@ static __always_inline long aion_my_request(struct aion_http_scan *s)
 	seq = AION_B(s, p + 3);
 	if (seq == 0 && plen >= 1) {
 		cmd = AION_B(s, p + 4);
+		/* A statement's first bytes must be in the window to be named. */
+		if ((cmd == 0x03 || cmd == 0x16) &&
+		    aion_db_cut(s, p, 5 + (plen - 1 < AION_PATH_MAX ? plen - 1 : AION_PATH_MAX)))
+			return 1;
 		switch (cmd) {
 		case 0x03: /* COM_QUERY */
 			aion_db_mark(s, AION_MARK_START, AION_DB_QUERY, 0, p + 5,
@@ -440,31 +451,49 @@ static __always_inline long aion_my_response(struct aion_http_scan *s)
 			if (aion_db_cut(s, p, 7))
 				return 1;
 			aion_db_mark(s, AION_MARK_END, AION_DBEND_ONE, aion_le16(s, p + 5), 0, 0, 0);
+		} else if ((s->head_req & 2) && t != 0xff) {
+			/* COM_FIELD_LIST: column definitions, then EOF. */
+			if (eof)
+				aion_my_end(s, p, plen, t);
+			else
+				f->sub = MY_ROWS;
+			s->head_req = 0;
 		} else if (t == 0x00 && (s->head_req & 1) && plen >= 12) {
 			/* PREPARE_OK: statement id, columns, parameters; their
 			 * definitions follow. */
 			if (aion_db_cut(s, p, 15))
 				return 1;
 			aion_db_mark(s, AION_MARK_END, AION_DBEND_ONE, 0, 0, 0, aion_le32(s, p + 5));
-			s->head_req >>= 1;
+			s->head_req = 0;
 			f->aux = (__u64)aion_le16(s, p + 9) + aion_le16(s, p + 11);
 			f->sub = f->aux ? MY_PREP_DEFS : MY_IDLE;
 		} else if (t == 0x00 || eof) {
 			aion_my_end(s, p, plen, t);
-			s->head_req >>= 1;
+			s->head_req = 0;
 		} else if ((t == 0x0a && seq == 0) || t == 0xfb) {
 			/* server greeting, LOCAL INFILE request */
 		} else {
-			/* A result set: the column count, then the definitions. */
+			/* A result set: the column count, then the definitions.
+			 * With MariaDB's metadata cache the count is followed
+			 * by a byte that says whether definitions follow. */
+			__u32 cs = 1;
+
 			n = t < 0xfb ? t : 0;
 			if (t == 0xfc) {
 				if (aion_db_cut(s, p, 7))
 					return 1;
 				n = aion_le16(s, p + 5);
+				cs = 3;
+			}
+			if (plen == cs + 1) {
+				if (aion_db_cut(s, p, 4 + cs + 1))
+					return 1;
+				if (!AION_B(s, p + 4 + cs))
+					n = 0; /* cached: no definitions */
 			}
 			f->aux = n;
-			f->sub = n ? MY_COLDEFS : MY_ROWS;
-			s->head_req >>= 1;
+			f->sub = n ? MY_COLDEFS : MY_AFTER_DEFS;
+			s->head_req = 0;
 		}
 		break;
 	case MY_COLDEFS:

@@ -1340,3 +1340,473 @@ class Cgroup:
                 errs.append("%s: %s" % (d, err))
         self.levels = []
         return errs
+
+
+# --------------------------------------------------------------------------
+# databases (test_db.py): the db_{client,server}_operation_duration_seconds
+# histograms, MariaDB and Redis servers in temp dirs, the PostgreSQL client
+# binaries, and small clients run as their own processes.
+
+DB_CLIENT = "db_client_operation_duration_seconds"
+DB_SERVER = "db_server_operation_duration_seconds"
+PSQL = PG_BIN + "/psql"          # /usr/bin/psql is a perl wrapper that execs this
+PGBENCH = PG_BIN + "/pgbench"
+MARIADB = "/usr/bin/mariadb"
+MARIADBD = "/usr/sbin/mariadbd"
+MARIADB_INSTALL_DB = "/usr/bin/mariadb-install-db"
+REDIS_SERVER = "/usr/bin/redis-server"   # a symlink to redis-check-rdb on Debian
+REDIS_CLI = "/usr/bin/redis-cli"
+REDIS_BENCHMARK = "/usr/bin/redis-benchmark"
+PERL = "/usr/bin/perl"
+DB_KEY = ("db_operation_name", "db_collection_name", "error_type")
+
+
+def need_exe(path, package):
+    if not os.access(path, os.X_OK):
+        fail("%s is missing (package %s, `make deps`)" % (path, package))
+    return path
+
+
+def need_module(module, package, python=PYTHON):
+    """The Debian python3 package `package` must provide `module` to `python`."""
+    r = subprocess.run([python, "-c", "import " + module], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    if r.returncode != 0:
+        fail("%s cannot import %s (package %s, `make deps`): %s"
+             % (python, module, package, r.stdout.decode("utf-8", "replace").strip()[-300:]))
+
+
+def db_table(samples, base, port, **labels):
+    """{(db_operation_name, db_collection_name, error_type): count} of every
+    `base`_count series with server_port=port (and labels): the whole
+    picture of one server's operations, so that an extra or a missing series
+    shows up in a comparison."""
+    out = {}
+    for l, v in select_series(samples, base + "_count", server_port=str(port), **labels):
+        k = tuple(l.get(n, "") for n in DB_KEY)
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def fmt_db_table(t):
+    if not t:
+        return "(none)"
+    return "\n".join("%-10s %-22s %-10s %g" % (op, coll or '""', err or '""', v)
+                     for (op, coll, err), v in sorted(t.items()))
+
+
+def db_diff(got, want):
+    rows = []
+    for k in sorted(set(got) | set(want)):
+        g, w = got.get(k, 0), want.get(k, 0)
+        if g != w:
+            rows.append("%s: expected %g, got %g" % ("/".join(x or '""' for x in k), w, g))
+    return "\n".join(rows)
+
+
+def wait_db_table(agent, base, port, want, timeout=10.0, settle=0.3, what="", **labels):
+    """Wait until db_table(base, port, labels) equals `want` exactly (every
+    series of the port, nothing more), then check it is the same `settle`
+    seconds later. Returns the samples."""
+    last = [None, {}]
+
+    def ok():
+        s = agent.scrape()
+        last[0], last[1] = s, db_table(s, base, port, **labels)
+        return last[1] == want and s
+
+    def why():
+        s = last[0] or {}
+        counters = ", ".join("%s%s %g" % (n, _lfmt(l), v) for n in (
+            "aion_agent_requests_dropped_total", "aion_agent_parse_errors_total", "aion_agent_events_lost_total")
+            for l, v in select_series(s, n))
+        return ("%s%s port %s%s: series differ:\n%s\nall series of the port:\n%s\nagent counters: %s"
+                % (base, _lfmt(labels) if labels else "", port, " (%s)" % what if what else "",
+                   _indent(db_diff(last[1], want)), _indent(fmt_db_table(last[1])), counters or "(none)"))
+    wait_for(ok, timeout, interval=0.1, what=why)
+    if settle:
+        time.sleep(settle)
+        s = agent.scrape()
+        last[0], last[1] = s, db_table(s, base, port, **labels)
+        if last[1] != want:
+            fail("changed after settling: " + why())
+    return last[0]
+
+
+def db_labels(samples, base, port):
+    """The label dicts of every `base`_count series of the port."""
+    return [l for l, _ in select_series(samples, base + "_count", server_port=str(port))]
+
+
+def run_client(argv, what, timeout=60.0, env=None, cwd=None, ok_rc=(0,)):
+    """Run a client to completion (own session, registered for cleanup);
+    returns (rc, stdout, stderr) as text; fails when rc is not in ok_rc."""
+    p = spawn(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_proc(p, signal.SIGKILL)
+        fail("%s (%s) did not finish within %.0fs" % (what, " ".join(argv)[:300], timeout))
+    out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    if ok_rc is not None and p.returncode not in ok_rc:
+        fail("%s failed (rc %d): %s\nstdout: %s\nstderr: %s"
+             % (what, p.returncode, " ".join(argv)[:300], out.strip()[-1500:], err.strip()[-1500:]))
+    return p.returncode, out, err
+
+
+class GatedClient:
+    """A client process started now that waits for a line on its stdin
+    before it does anything: its pid can be given to `--pid` and the agent
+    started before the client opens a connection. go() releases it and waits
+    for its exit; returns (stdout, stderr)."""
+
+    def __init__(self, argv, what, env=None, cwd=None):
+        self.what = what
+        self.argv = list(argv)
+        self.proc = spawn(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env, cwd=cwd)
+        self.pid = self.proc.pid
+
+    def go(self, timeout=60.0, ok_rc=(0,)):
+        try:
+            out, err = self.proc.communicate(b"go\n", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_proc(self.proc, signal.SIGKILL)
+            fail("%s did not finish within %.0fs" % (self.what, timeout))
+        out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        if ok_rc is not None and self.proc.returncode not in ok_rc:
+            fail("%s failed (rc %d):\nstdout: %s\nstderr: %s"
+                 % (self.what, self.proc.returncode, out.strip()[-1500:], err.strip()[-1500:]))
+        return out, err
+
+
+def python_client(source, args, what):
+    """A GatedClient running the Python source `source` with /usr/bin/python3
+    (sys.argv[1:] = args) once released."""
+    return GatedClient([PYTHON, "-c", "import sys; sys.stdin.readline()\n" + source] + [str(a) for a in args], what)
+
+
+# --- PostgreSQL clients ---------------------------------------------------------
+
+def pg_env(pg, extra=None):
+    """Environment for a PostgreSQL client talking to pg over TCP."""
+    env = dict(pg.env, PGHOST="127.0.0.1", PGPORT=str(pg.port), PGUSER="postgres", PGDATABASE="postgres")
+    env.update(extra or {})
+    return env
+
+
+def pg_admin(pg, sql):
+    """psql over the cluster's unix socket (not the TCP port the tests look
+    at); returns stdout."""
+    r = subprocess.run([PSQL, "-h", pg.sock, "-p", str(pg.port), "-U", "postgres", "-X", "-A", "-t", "-q",
+                        "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=pg.env, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        fail("psql (unix socket) -c %r failed (rc %d): %s" % (sql, r.returncode, r.stderr.decode("utf-8", "replace")))
+    return r.stdout.decode().strip()
+
+
+# --- MariaDB ----------------------------------------------------------------------
+
+class MariaDB:
+    """A MariaDB server in a temp dir (mariadb-install-db, root without a
+    password), mariadbd run as user mysql on 127.0.0.1:port with its unix
+    socket in the temp dir. admin()/status() talk over the unix socket
+    (PyMySQL from the test process), never over the TCP port."""
+
+    def __init__(self, port=None, start_timeout=60.0):
+        need_exe(MARIADBD, "mariadb-server")
+        need_exe(MARIADB_INSTALL_DB, "mariadb-server")
+        need_module("pymysql", "python3-pymysql")
+        try:
+            pw = pwd.getpwnam("mysql")
+        except KeyError:
+            fail("user mysql does not exist (package mariadb-server)")
+        self.tmp = mkdtemp("mariadb")
+        self.data = os.path.join(self.tmp, "data")
+        self.sock = os.path.join(self.tmp, "sock")
+        os.mkdir(self.data)
+        for d in (self.tmp, self.data):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        self.port = port or free_port()
+        env = dict(os.environ, LC_ALL="C", LANG="C")
+        r = subprocess.run([MARIADB_INSTALL_DB, "--no-defaults", "--datadir=" + self.data, "--user=mysql",
+                            "--auth-root-authentication-method=normal", "--skip-test-db"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.tmp, env=env,
+                           timeout=120, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            fail("mariadb-install-db failed (rc %d): %s" % (r.returncode, r.stdout.decode("utf-8", "replace")[-2000:]))
+        self._log = open(os.path.join(self.tmp, "stderr"), "wb")
+        self.proc = spawn([MARIADBD, "--no-defaults", "--datadir=" + self.data, "--port=%d" % self.port,
+                           "--bind-address=127.0.0.1", "--socket=" + self.sock,
+                           "--pid-file=" + os.path.join(self.tmp, "pid"), "--user=mysql",
+                           "--log-error=" + os.path.join(self.tmp, "error.log"),
+                           "--skip-name-resolve", "--innodb-buffer-pool-size=16M",
+                           "--innodb-log-file-size=8M", "--innodb-flush-log-at-trx-commit=0"],
+                          stdout=self._log, stderr=self._log, cwd=self.tmp, env=env)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + start_timeout
+        last = ""
+        while True:
+            if self.proc.poll() is not None:
+                fail("mariadbd exited with %d: %s" % (self.proc.returncode, self.errors()))
+            if os.path.exists(self.sock) and port_open(self.port):
+                try:
+                    self.admin("select 1")
+                    break
+                except Exception as e:  # noqa: not up yet
+                    last = repr(e)
+            if time.monotonic() > deadline:
+                fail("mariadbd not accepting queries within %.0fs (%s): %s" % (start_timeout, last, self.errors()))
+            time.sleep(0.1)
+        log("mariadbd pid %d port %d" % (self.pid, self.port))
+
+    def errors(self):
+        return log_tail(self.tmp, ("stderr", "error.log"))
+
+    def admin(self, *sqls, db=None):
+        """Run statements over the unix socket; returns the rows of the last."""
+        import pymysql
+        c = pymysql.connect(unix_socket=self.sock, user="root", password="", database=db,
+                            autocommit=True, connect_timeout=5)
+        try:
+            rows = ()
+            with c.cursor() as cur:
+                for q in sqls:
+                    cur.execute(q)
+                    rows = cur.fetchall()
+            return rows
+        finally:
+            c.close()
+
+    def status(self, *names):
+        """{name: int} of SHOW GLOBAL STATUS for the given variables."""
+        rows = self.admin("SHOW GLOBAL STATUS WHERE Variable_name IN (%s)"
+                          % ",".join("'%s'" % n for n in names))
+        got = {k: int(v) for k, v in rows}
+        missing = [n for n in names if n not in got]
+        if missing:
+            fail("SHOW GLOBAL STATUS has no %s" % missing)
+        return got
+
+    def stop(self):
+        return stop_proc(self.proc, signal.SIGTERM, timeout=30.0)
+
+
+def status_delta(before, after):
+    return {k: after[k] - before[k] for k in before}
+
+
+# --- Redis ----------------------------------------------------------------------------
+
+class Redis:
+    """redis-server on 127.0.0.1:port plus a unix socket in its temp dir (the
+    test's own INFO / CONFIG RESETSTAT go there, not to the TCP port), no
+    persistence, DEBUG enabled. Started as `binary` (the /usr/bin/redis-server
+    symlink by default)."""
+
+    def __init__(self, port=None, binary=REDIS_SERVER, start_timeout=20.0, extra=()):
+        need_exe(binary, "redis-server")
+        self.tmp = mkdtemp("redis")
+        self.port = port or free_port()
+        self.sock = os.path.join(self.tmp, "sock")
+        self._log = open(os.path.join(self.tmp, "stderr"), "wb")
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--unixsocket", self.sock,
+                "--dir", self.tmp, "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--logfile", os.path.join(self.tmp, "redis.log"), "--protected-mode", "no",
+                "--enable-debug-command", "yes"] + list(extra)
+        self.proc = spawn(argv, stdout=self._log, stderr=self._log, cwd=self.tmp)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                fail("redis-server exited with %d: %s" % (self.proc.returncode, self.errors()))
+            if os.path.exists(self.sock) and port_open(self.port):
+                try:
+                    if self.admin("PING") == "PONG":
+                        break
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                fail("redis-server not answering PING within %.0fs: %s" % (start_timeout, self.errors()))
+            time.sleep(0.05)
+        log("redis-server pid %d port %d" % (self.pid, self.port))
+
+    def errors(self):
+        return log_tail(self.tmp, ("stderr", "redis.log"))
+
+    def admin(self, *args):
+        """One command over the unix socket; the reply (str, int, list, or
+        an 'ERROR: ...' str)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(self.sock)
+            s.sendall(resp_command(*args))
+            return RespReader(s).reply()
+
+    def commandstats(self):
+        """{command: calls} from INFO commandstats (lower case names, e.g.
+        'get', 'config|get')."""
+        out = {}
+        for l in self.admin("INFO", "commandstats").split("\n"):
+            m = re.match(r"cmdstat_([^:]+):calls=(\d+),", l.strip())
+            if m:
+                out[m.group(1)] = int(m.group(2))
+        return out
+
+    def stop(self):
+        return stop_proc(self.proc, signal.SIGTERM, timeout=10.0)
+
+
+def resp_command(*args):
+    """A RESP array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class RespReader:
+    """Minimal RESP2 reply reader over a socket."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                fail("redis closed the connection")
+            self.buf += d
+        l, self.buf = self.buf.split(b"\r\n", 1)
+        return l
+
+    def _n(self, n):
+        while len(self.buf) < n + 2:
+            d = self.s.recv(65536)
+            if not d:
+                fail("redis closed the connection")
+            self.buf += d
+        v, self.buf = self.buf[:n], self.buf[n + 2:]
+        return v
+
+    def reply(self):
+        l = self._line()
+        t, rest = l[:1], l[1:].decode("utf-8", "replace")
+        if t == b"+":
+            return rest
+        if t == b"-":
+            return "ERROR: " + rest
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self._n(n).decode("utf-8", "replace")
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        fail("unexpected RESP reply %r" % l)
+
+
+def pty_session(argv, lines, prompt, quit_line, timeout=20.0, env=None):
+    """Run an interactive client on a pseudo-terminal (so that it behaves as
+    with a user: e.g. the mariadb client's version query and auto-rehash):
+    wait for `prompt`, type each line, waiting for the next prompt, then
+    `quit_line`; returns the transcript. Fails if a prompt does not come or
+    the client does not exit 0."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = spawn(list(argv), stdin=slave, stdout=slave, stderr=slave, env=env)
+    finally:
+        os.close(slave)
+    out = [b""]
+
+    def transcript():
+        return out[0].decode("utf-8", "replace")[-1500:]
+
+    def read_until(n_prompts, deadline):
+        while out[0].count(prompt) < n_prompts:
+            if time.monotonic() > deadline:
+                return False
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    d = os.read(master, 65536)
+                except OSError:
+                    return False
+                if not d:
+                    return False
+                out[0] += d
+        return True
+
+    try:
+        deadline = time.monotonic() + timeout
+        for i, l in enumerate(lines):
+            if not read_until(i + 1, deadline):
+                fail("%s: no prompt %r before line %d (%r); transcript: %s"
+                     % (argv[0], prompt, i + 1, l, transcript()))
+            os.write(master, l.encode() + b"\n")
+        if not read_until(len(lines) + 1, deadline):
+            fail("%s: no prompt after the last line; transcript: %s" % (argv[0], transcript()))
+        os.write(master, quit_line.encode() + b"\n")
+        while p.poll() is None and time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    out[0] += os.read(master, 65536)
+                except OSError:
+                    pass
+        if p.poll() is None:
+            fail("%s did not exit after %r; transcript: %s" % (argv[0], quit_line, transcript()))
+        if p.returncode != 0:
+            fail("%s exited with %d; transcript: %s" % (argv[0], p.returncode, transcript()))
+    finally:
+        os.close(master)
+    return out[0].decode("utf-8", "replace")
+
+
+class PgStatementLog:
+    """The cluster's own record of the statements it ran: log_statement=all
+    with the remote address in log_line_prefix, set by ALTER SYSTEM and a
+    reload (over the unix socket). count() gives the statements (simple
+    queries and executes of the extended protocol) logged for TCP clients
+    since mark()."""
+
+    _LINE = re.compile(r"^\S+ \S+ \S+ \[\d+\] \d+\.\d+\.\d+\.\d+\(\d+\) LOG:  (statement|execute [^:]*): (.*)$")
+
+    def __init__(self, pg):
+        self.pg = pg
+        self.path = os.path.join(pg.tmp, "postgres.log")
+        pg_admin(pg, "ALTER SYSTEM SET log_statement = 'all'")
+        pg_admin(pg, "ALTER SYSTEM SET log_line_prefix = '%m [%p] %r '")
+        pg_admin(pg, "SELECT pg_reload_conf()")
+        probe = "aion-probe-%s" % rand_hex(8)
+
+        def logged():
+            pg_admin(pg, "SELECT '%s'" % probe)
+            with open(self.path, "rb") as f:
+                return probe.encode() + b"'" in f.read()
+        wait_for(logged, 10, interval=0.2, what="log_statement=all not in effect after pg_reload_conf(): %s"
+                 % pg.errors())
+        self.mark()
+
+    def mark(self):
+        self.off = os.path.getsize(self.path)
+
+    def statements(self):
+        with open(self.path, "rb") as f:
+            f.seek(self.off)
+            text = f.read().decode("utf-8", "replace")
+        out = []
+        for l in text.split("\n"):
+            m = self._LINE.match(l)
+            if m:
+                out.append((m.group(1), m.group(2)))
+        return out
+
+    def count(self):
+        return len(self.statements())
