@@ -9,11 +9,15 @@ the figures are medians of per-round ratios, so drift of the machine cancels):
   nginx-tiny   nginx, worker_processes 1, `return 200 "ok\\n"`, keep-alive, wrk
   nginx-20k    nginx, worker_processes 1, a 20 KB static file, sendfile on
   go-nethttp   Go net/http server (GOMAXPROCS=1), "ok\\n"
+  pgbench      PostgreSQL 15, pgbench -n -S -c 4 -j 2 -M prepared (select only)
+  redis        redis-server 7, redis-benchmark -c 50 -P 16 -t get,set
 
   baseline: no BPF program attached; floor: build/bench/aion-floor (empty
   programs on exactly the agent's tracepoints); agent: build/aion-agent --exe
-  <server binary>. The floor and the agent are started before their round and
-  stopped (SIGTERM) after it; the server runs across the workload's rounds.
+  <server binary> (pgbench: --port <postgres port> --exe <pgbench>; redis:
+  --exe redis-server --exe redis-benchmark). The floor and the agent are
+  started before their round and stopped (SIGTERM) after it; the server runs
+  across the workload's rounds.
 
 Scaling (agent only, plus a baseline for throughput where it makes sense):
   series       1k / 10k / 100k distinct routes /r/<letters> (wrk + lua)
@@ -31,11 +35,13 @@ import http.client
 import json
 import os
 import platform
+import pwd
 import re
 import resource
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +60,13 @@ LOST = "aion_agent_events_lost_total"
 SERIES = "aion_agent_series"   # histogram label sets held
 SERIES_PER_SET = 17              # sample lines per label set with the default buckets
 OVERFLOW = "aion_agent_series_overflow_total"
+DB_SERVER_COUNT = "db_server_operation_duration_seconds_count"
+DB_CLIENT_COUNT = "db_client_operation_duration_seconds_count"
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PGBENCH = PG_BIN + "/pgbench"       # not /usr/bin/pgbench (Debian's Perl wrapper)
+REDIS_SERVER = "/usr/bin/redis-server"      # on Debian a symlink to redis-check-rdb
+REDIS_BENCHMARK = "/usr/bin/redis-benchmark"
 
 VERBOSE = False
 NOFILE = [1024]      # RLIMIT_NOFILE in force (set in main)
@@ -88,6 +101,48 @@ def cpu_seconds(pids):
         rest = st[st.rfind(")") + 2:].split()
         tot += int(rest[11]) + int(rest[12])     # fields 14, 15: utime, stime
     return tot / CLK_TCK
+
+
+def proc_table():
+    """{pid: (ppid, utime+stime, cutime+cstime) in ticks} of every process
+    (one pass over /proc)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rfind(")") + 2:].split()
+        out[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14]))
+    return out
+
+
+def tree_cpu(root):
+    """(CPU seconds, pids of the tree below root) of the process tree under
+    root: utime+stime of root and of every live descendant, plus their
+    cutime+cstime, the CPU of the children they have already reaped. This
+    sum only grows and counts every process of the tree exactly once as long
+    as each exited process is reaped by its parent (a PostgreSQL backend by
+    the postmaster), so the difference of two samples is the tree's CPU in
+    between, including backends that started and exited meanwhile, to one
+    tick (1/CLK_TCK s) per process alive at either sample."""
+    tab = proc_table()
+    kids = {}
+    for pid, (ppid, _, _) in tab.items():
+        kids.setdefault(ppid, []).append(pid)
+    tot, todo, below = 0, [root], []
+    while todo:
+        pid = todo.pop()
+        if pid not in tab:
+            continue
+        tot += tab[pid][1] + tab[pid][2]
+        for c in kids.get(pid, ()):
+            below.append(c)
+            todo.append(c)
+    return tot / CLK_TCK, below
 
 
 def status_kb(pid, key="VmRSS"):
@@ -143,6 +198,31 @@ def own_link_ids(pid):
                         break
         except (OSError, ValueError):
             pass
+    return out
+
+
+def attach_points(pid):
+    """The set of tracepoints process pid has BPF programs attached to:
+    `bpftool perf show` names the tracepoint of each perf-event and
+    raw-tracepoint (tp_btf) attachment held by pid; `bpftool link show` the
+    target of its tracing (fentry/fexit) links. None when bpftool fails."""
+    try:
+        r = subprocess.run(["bpftool", "-j", "perf", "show"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        perf = json.loads(r.stdout.decode() or "[]")
+        r = subprocess.run(["bpftool", "-j", "link", "show"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        links = json.loads(r.stdout.decode() or "[]")
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    out = set()
+    for e in perf:
+        if e.get("pid") == pid:
+            out.add("%s/%s" % (e.get("fd_type", "?"), e.get("tracepoint") or e.get("func") or e.get("prog_id")))
+    own = own_link_ids(pid)
+    for l in links:
+        if l.get("id") in own and l.get("type") == "tracing":
+            out.add("tracing/%s:%s" % (l.get("attach_type"), l.get("target_btf_id")))
     return out
 
 
@@ -229,6 +309,11 @@ class Server:
     name = "?"
     exe = None
     pids = ()
+    db = False        # a database server driven by its own client (DbServer), not wrk
+
+    def selectors(self):
+        """The agent's target selectors for this workload."""
+        return ["--exe", self.exe]
 
     def cpu(self):
         return cpu_seconds(self.pids)
@@ -295,6 +380,306 @@ class GoServer(Server):
         lib.stop_proc(self.proc, signal.SIGTERM, timeout=10.0)
 
 
+class DbServer(Server):
+    """A database server and its benchmark client. measure() calls
+    prepare_round(), then samples CPU, load(seconds), samples CPU again, then
+    finish_round(w), which may replace w["requests"] with the server's own
+    exact count of the operations it executed."""
+    db = True
+    system = "?"           # db_system_name
+    count_ops = ()         # (db_operation_name, db_collection_name) counted
+    load_text = "?"
+
+    def warm_up(self, seconds, round_seconds):
+        raise NotImplementedError
+
+    def prepare_round(self):
+        pass
+
+    def load(self, seconds):
+        raise NotImplementedError
+
+    def finish_round(self, w):
+        pass
+
+    def agent_counts(self, s):
+        """The agent's counters for this server's port: server side and
+        client side counts of count_ops, server-side operations (any) with
+        an error_type, events lost."""
+        srv = cli = 0
+        for op, coll in self.count_ops:
+            labels = dict(server_port=self.port, db_system_name=self.system,
+                          db_operation_name=op, db_collection_name=coll)
+            srv += lib.total(s, DB_SERVER_COUNT, **labels)
+            cli += lib.total(s, DB_CLIENT_COUNT, **labels)
+        errs = sum(v for l, v in lib.select_series(s, DB_SERVER_COUNT, server_port=self.port)
+                   if l.get("error_type"))
+        return {"counted": srv, "client_counted": cli, "db_errors": errs, "events_lost": lib.total(s, LOST)}
+
+
+def run_client(argv, timeout, env=None, what=None):
+    """Run a benchmark client to completion; (stdout text, wall seconds)."""
+    t0 = time.monotonic()
+    p = lib.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        lib.stop_proc(p, signal.SIGKILL)
+        raise BenchError("%s did not finish within %.0fs" % (what or argv[0], timeout))
+    out = out.decode("utf-8", "replace")
+    if p.returncode != 0:
+        raise BenchError("%s failed (rc %d): %s" % (" ".join(argv), p.returncode, out[-1500:]))
+    return out, time.monotonic() - t0
+
+
+class PgServer(DbServer):
+    """PostgreSQL 15 in a temp dir (initdb --auth=trust, fsync and autovacuum
+    off), the postmaster run as user postgres (setpriv execs, so the spawned
+    pid is the postmaster) on 127.0.0.1:port; `pgbench -i -s 1` once. CPU is
+    that of the postmaster's whole process tree (tree_cpu): the backends of a
+    round are reaped by the postmaster before the round's CPU is sampled, so
+    their whole CPU lands in the postmaster's cutime/cstime."""
+    system = "postgresql"
+    count_ops = (("SELECT", "pgbench_accounts"),)
+    clients, threads = 4, 2
+
+    def __init__(self, start_timeout=30.0):
+        for b in ("initdb", "postgres", "psql", "pgbench"):
+            if not os.access(os.path.join(PG_BIN, b), os.X_OK):
+                raise BenchError("%s/%s is missing (apt-get install postgresql-15)" % (PG_BIN, b))
+        setpriv = shutil.which("setpriv")
+        if not setpriv:
+            raise BenchError("setpriv is not installed (util-linux)")
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            raise BenchError("user postgres does not exist (package postgresql-15)")
+        self.exe = PG_BIN + "/postgres"
+        self.load_text = ("pgbench -n -S -c %d -j %d -M prepared (select only, -T per round)"
+                          % (self.clients, self.threads))
+        self.tmp = lib.mkdtemp("bench-pg")
+        self.data = os.path.join(self.tmp, "data")
+        sock = os.path.join(self.tmp, "sock")
+        os.mkdir(sock)
+        for d in (self.tmp, sock):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        self.port = lib.free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        self.env.update(LC_ALL="C", LANG="C", HOME=self.tmp, PGCONNECT_TIMEOUT="10")
+        as_pg = [setpriv, "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        r = subprocess.run(as_pg + [PG_BIN + "/initdb", "-D", self.data, "--auth=trust", "-U", "postgres",
+                                    "--no-sync", "-E", "UTF8", "--locale=C"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.tmp, env=self.env,
+                           stdin=subprocess.DEVNULL, timeout=120)
+        if r.returncode != 0:
+            raise BenchError("initdb failed (rc %d): %s" % (r.returncode, r.stdout.decode("utf-8", "replace")[-1500:]))
+        self._log = open(os.path.join(self.tmp, "postgres.log"), "wb")
+        self.proc = lib.spawn(as_pg + [self.exe, "-D", self.data, "-p", str(self.port), "-k", sock,
+                                       "-c", "listen_addresses=127.0.0.1", "-c", "autovacuum=off",
+                                       "-c", "fsync=off"],
+                              stdout=self._log, stderr=self._log, cwd=self.tmp, env=self.env)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError("postgres exited with %d: %s" % (self.proc.returncode, self.errors()))
+            if lib.port_open(self.port) and self.psql("select 1", check=False).returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("postgres not accepting queries within %.0fs: %s" % (start_timeout, self.errors()))
+            time.sleep(0.1)
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            if int(f.readline()) != self.pid:
+                raise BenchError("postmaster.pid is not the spawned pid %d" % self.pid)
+        run_client(self.pgbench_argv("-i", "-s", "1", "-q"), 300, self.env, "pgbench -i")
+        self.aux = set()
+        vlog("postgres postmaster %d port %d" % (self.pid, self.port))
+
+    def errors(self):
+        return lib.log_tail(self.tmp, ("postgres.log",), 1500)
+
+    def psql(self, sql, check=True):
+        r = subprocess.run([PG_BIN + "/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                            "-X", "-A", "-t", "-q", "-c", sql], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=self.env, timeout=30, stdin=subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            raise BenchError("psql -c %r failed: %s" % (sql, r.stderr.decode("utf-8", "replace")))
+        return r
+
+    def selectors(self):
+        return ["--port", str(self.port), "--exe", PGBENCH]
+
+    def pgbench_argv(self, *args):
+        return [PGBENCH, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"] + list(args) + ["postgres"]
+
+    def cpu(self):
+        return tree_cpu(self.pid)[0]
+
+    def wait_reaped(self, timeout=15.0):
+        """Wait until the postmaster has reaped every backend (only the
+        auxiliary processes seen at start are left below it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = set(tree_cpu(self.pid)[1]) - self.aux
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError("postgres backends %s still there %.0fs after pgbench exited"
+                                 % (sorted(left), timeout))
+            time.sleep(0.01)
+
+    def warm_up(self, seconds, round_seconds):
+        # The auxiliary processes (checkpointer, background writer, WAL
+        # writer, ...) are the postmaster's children while no client is on.
+        self.aux = set(tree_cpu(self.pid)[1])
+        self.load(seconds)
+        vlog("postgres auxiliary processes %s" % sorted(self.aux))
+
+    def load(self, seconds):
+        t0 = time.monotonic()
+        out, _ = run_client(self.pgbench_argv("-n", "-S", "-c", str(self.clients), "-j", str(self.threads),
+                                              "-M", "prepared", "-T", str(seconds)),
+                            seconds + 120, self.env, "pgbench")
+        self.wait_reaped()
+        wall = time.monotonic() - t0
+        n = re.search(r"number of transactions actually processed: (\d+)", out)
+        tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+        failed = re.search(r"number of failed transactions: (\d+)", out)
+        if not n or not tps:
+            raise BenchError("cannot parse pgbench's output: %s" % out[-1500:])
+        nf = int(failed.group(1)) if failed else 0
+        return {"requests": int(n.group(1)), "duration": wall, "rps": float(tps.group(1)),
+                "socket_errors": nf, "socket_errors_text": "pgbench: %d failed transactions" % nf if nf else "",
+                "non2xx": 0}
+
+    def stop(self):
+        lib.stop_proc(self.proc, signal.SIGINT, timeout=20.0)     # fast shutdown
+
+
+def resp_command(port, *args, timeout=10.0):
+    """One Redis command over RESP; the reply as text (simple or bulk string,
+    integer); BenchError on an error reply."""
+    msg = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+        c.sendall(msg)
+        buf = b""
+        while True:
+            d = c.recv(65536)
+            if not d:
+                raise BenchError("redis closed the connection on %s" % " ".join(args))
+            buf += d
+            if b"\r\n" not in buf:
+                continue
+            head, rest = buf.split(b"\r\n", 1)
+            if head[:1] in (b"+", b":"):
+                return head[1:].decode()
+            if head[:1] == b"-":
+                raise BenchError("redis: %s: %s" % (" ".join(args), head[1:].decode()))
+            if head[:1] == b"$":
+                n = int(head[1:])
+                if n < 0:
+                    return None
+                if len(rest) >= n + 2:
+                    return rest[:n].decode()
+                continue
+            raise BenchError("redis: unexpected reply %r" % head[:40])
+
+
+class RedisServer(DbServer):
+    """redis-server on 127.0.0.1:port without persistence, driven by
+    redis-benchmark with a fixed number of requests per round (sized in the
+    warm-up to take about --seconds). Operations sent = the server's
+    commandstats calls of GET and SET in the round (CONFIG RESETSTAT before)."""
+    system = "redis"
+    count_ops = (("GET", ""), ("SET", ""))
+    clients, pipeline = 50, 16
+
+    def __init__(self, start_timeout=20.0):
+        for b in (REDIS_SERVER, REDIS_BENCHMARK):
+            if not os.access(b, os.X_OK):
+                raise BenchError("%s is missing (apt-get install redis-server redis-tools)" % b)
+        self.exe = REDIS_SERVER
+        self.n = 0
+        self.tmp = lib.mkdtemp("bench-redis")
+        self.port = lib.free_port()
+        self._log = open(os.path.join(self.tmp, "stderr"), "wb")
+        self.proc = lib.spawn([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--daemonize", "no", "--dir", self.tmp,
+                               "--logfile", os.path.join(self.tmp, "redis.log")],
+                              stdout=self._log, stderr=self._log, cwd=self.tmp)
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError("redis-server exited with %d: %s" % (self.proc.returncode, self.errors()))
+            if lib.port_open(self.port):
+                try:
+                    if resp_command(self.port, "PING") == "PONG":
+                        break
+                except (OSError, BenchError):
+                    pass
+            if time.monotonic() > deadline:
+                raise BenchError("redis-server not answering within %.0fs: %s" % (start_timeout, self.errors()))
+            time.sleep(0.05)
+        self.pid = self.proc.pid
+        self.pids = [self.pid]
+        vlog("redis-server pid %d port %d" % (self.pid, self.port))
+
+    def errors(self):
+        return lib.log_tail(self.tmp, ("stderr", "redis.log"), 1500)
+
+    def selectors(self):
+        return ["--exe", REDIS_SERVER, "--exe", REDIS_BENCHMARK]
+
+    def set_load_text(self):
+        self.load_text = ("redis-benchmark -c %d -P %d -t get,set -n %d (per test)"
+                          % (self.clients, self.pipeline, self.n))
+
+    def run_benchmark(self, n):
+        out, wall = run_client([REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(self.port), "-c", str(self.clients),
+                                "-P", str(self.pipeline), "-t", "get,set", "-n", str(n), "-q", "--csv"],
+                               600, None, "redis-benchmark")
+        rps = dict((m.group(1), float(m.group(2)))
+                   for m in re.finditer(r'^"(SET|GET)","([\d.]+)"', out, re.M))
+        if set(rps) != {"SET", "GET"} or not all(rps.values()):
+            raise BenchError("cannot parse redis-benchmark's output: %s" % out[-1500:])
+        # Both tests run n requests one after the other: the combined rate.
+        return 2 * n / (n / rps["SET"] + n / rps["GET"]), wall
+
+    def warm_up(self, seconds, round_seconds):
+        rps, _ = self.run_benchmark(100000)                        # calibration
+        rps, _ = self.run_benchmark(max(10000, int(rps * seconds / 2)))    # warm-up proper
+        self.n = max(10000, int(rps * round_seconds / 2))
+        self.set_load_text()
+        vlog("redis-benchmark: %.0f req/s in the warm-up: -n %d per test" % (rps, self.n))
+
+    def prepare_round(self):
+        resp_command(self.port, "CONFIG", "RESETSTAT")
+
+    def load(self, seconds):
+        rps, wall = self.run_benchmark(self.n)
+        return {"requests": 2 * self.n, "duration": wall, "rps": rps, "socket_errors": 0,
+                "socket_errors_text": "", "non2xx": 0}
+
+    def finish_round(self, w):
+        st = resp_command(self.port, "INFO", "commandstats") or ""
+        calls = failed = 0
+        seen = set()
+        for m in re.finditer(r"^cmdstat_(get|set):(\S+)", st, re.M):
+            seen.add(m.group(1))
+            f = dict(kv.split("=", 1) for kv in m.group(2).split(","))
+            calls += int(f["calls"])
+            failed += int(f.get("failed_calls", 0)) + int(f.get("rejected_calls", 0))
+        if seen != {"get", "set"}:
+            raise BenchError("INFO commandstats has no get/set calls: %s" % st[-800:])
+        w["client_requests"] = w["requests"]
+        w["requests"] = calls
+        w["socket_errors"] = failed
+        w["socket_errors_text"] = "redis: %d failed/rejected get+set" % failed if failed else ""
+
+    def stop(self):
+        lib.stop_proc(self.proc, signal.SIGTERM, timeout=20.0)
+
+
 # --------------------------------------------------------------------------
 # the agent and the floor
 
@@ -335,7 +720,7 @@ class AgentRun:
     def __init__(self, agent_bin, server, extra=()):
         lib.AGENT = agent_bin
         try:
-            self.a = lib.start_agent(["--exe", server.exe] + list(extra), ready_timeout=30.0)
+            self.a = lib.start_agent(server.selectors() + list(extra), ready_timeout=30.0)
         except lib.TestFailure as e:
             raise BenchError("agent: %s" % e)
         self.pid = self.a.proc.pid
@@ -368,13 +753,17 @@ class AgentRun:
         return out
 
     def counts(self, s=None):
-        """(200 count, connection_closed count, events lost) for the server's port."""
+        """{counted, closed, events_lost}: the 200 count and the
+        connection_closed count for the server's port, events lost (a
+        database server: DbServer.agent_counts)."""
         s = s if s is not None else self.samples()
+        if self.server.db:
+            return self.server.agent_counts(s)
         port = self.server.port
         ok = lib.total(s, HIST_COUNT, server_port=port, http_response_status_code="200")
         closed = lib.total(s, HIST_COUNT, server_port=port, error_type="connection_closed")
         lost = lib.total(s, LOST)
-        return ok, closed, lost
+        return {"counted": ok, "closed": closed, "events_lost": lost}
 
     def settled_counts(self, timeout=5.0):
         """Counts once two scrapes 0.15 s apart agree (the agent drains its
@@ -490,20 +879,29 @@ def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout
 # one measured round
 
 def measure(server, url, seconds, conns, threads, variant=None, script=None, script_args=(), count=True):
-    """Run wrk once against server; variant is None (baseline), a FloorRun or
-    an AgentRun already started. Returns a dict of raw figures."""
+    """Run wrk once against server (a DbServer: its own client, load());
+    variant is None (baseline), a FloorRun or an AgentRun already started.
+    Returns a dict of raw figures ("requests": wrk's completed requests, or
+    the operations the database client / server reports)."""
     r = {}
     fl0 = foreign_links(variant)
     counting = count and isinstance(variant, AgentRun)
     if counting:
         c0 = variant.counts()
+    if server.db:
+        server.prepare_round()
     b0, k0 = busy_seconds(), children_cpu()
     s0 = server.cpu()
     v0 = variant.cpu() if variant else 0.0
-    w = run_wrk(url, seconds, conns, threads, script, script_args)
+    if server.db:
+        w = server.load(seconds)
+    else:
+        w = run_wrk(url, seconds, conns, threads, script, script_args)
     s1 = server.cpu()
     v1 = variant.cpu() if variant else 0.0
     b1, k1 = busy_seconds(), children_cpu()
+    if server.db:
+        server.finish_round(w)      # may set w["requests"] from the server's own count
     r.update(w)
     r["server_cpu"] = s1 - s0
     r["server_util"] = (s1 - s0) / w["duration"] if w["duration"] else float("nan")
@@ -520,11 +918,14 @@ def measure(server, url, seconds, conns, threads, variant=None, script=None, scr
         r["variant_rss_mb"] = variant.rss_mb()
     if counting:
         c1 = variant.settled_counts()
-        r["counted"] = int(c1[0] - c0[0])
-        r["closed"] = int(c1[1] - c0[1])
-        r["events_lost"] = int(c1[2])
+        for k in ("counted", "closed", "client_counted", "db_errors"):
+            if k in c1:
+                r[k] = int(c1[k] - c0[k])
+        r["events_lost"] = int(c1["events_lost"])
         r["lost"] = max(0, w["requests"] - r["counted"])
         r["in_flight"] = max(0, r["counted"] - w["requests"])
+        if "client_counted" in r:
+            r["client_lost"] = max(0, w["requests"] - r["client_counted"])
     fl1 = foreign_links(variant)
     r["foreign_links"] = max(fl0, fl1) if min(fl0, fl1) >= 0 else -1
     return r
@@ -561,6 +962,7 @@ CSV_COLS = ["section", "workload", "variant", "param", "round", "rounds", "rps",
             "thr_ratio", "thr_ratio_min", "thr_ratio_max",
             "cpu_us", "cpu_ratio", "cpu_ratio_min", "cpu_ratio_max",
             "agent_us", "rss_mb", "sent", "counted", "lost", "in_flight", "closed",
+            "client_counted", "client_lost", "db_errors",
             "events_lost", "series", "overflow", "scrape_ms", "metrics_mb",
             "socket_errors", "non2xx", "srv_util", "wrk_cpu_us", "other_cpus", "foreign_links",
             "result", "value", "limit", "note"]
@@ -613,7 +1015,8 @@ class Bench:
         self.args = args
         self.rows = []       # summary rows (the table)
         self.rounds = []     # per-round rows (CSV only)
-        self.budget = []     # (label, value text, limit text, ok)
+        self.budget = []     # (label, value text, limit text, ok: True/False, None = report only)
+        self.attach = {}     # {"floor"/"agent": tracepoints attached (attach_points)}, first round of each
 
     def wait_quiet(self):
         """--wait-quiet S: before a round, wait up to S seconds until no other
@@ -629,7 +1032,8 @@ class Bench:
         vlog("row %s" % kw)
 
     def check(self, label, ok, value, limit):
-        self.budget.append((label, value, limit, bool(ok)))
+        """A budget line; ok None: reported only (INFO), not enforced."""
+        self.budget.append((label, value, limit, None if ok is None else bool(ok)))
 
     # ---- interleaved workloads -----------------------------------------
     def interleave(self, name, param, server, url, rounds, seconds, conns, threads, variants):
@@ -647,6 +1051,8 @@ class Bench:
                 elif variant == "agent":
                     v = AgentRun(self.agent_bin, server)
                     time.sleep(a.pause)
+                if v and variant not in self.attach:
+                    self.attach[variant] = attach_points(v.pid)
                 try:
                     r = measure(server, url, seconds, conns, threads, v)
                 finally:
@@ -659,6 +1065,8 @@ class Bench:
                                         rss_mb=r.get("variant_rss_mb"), sent=r["requests"],
                                         counted=r.get("counted"), lost=r.get("lost"),
                                         in_flight=r.get("in_flight"), closed=r.get("closed"),
+                                        client_counted=r.get("client_counted"),
+                                        client_lost=r.get("client_lost"), db_errors=r.get("db_errors"),
                                         events_lost=r.get("events_lost"),
                                         socket_errors=r["socket_errors"], non2xx=r["non2xx"],
                                         note=r["socket_errors_text"], **noise(r)))
@@ -671,15 +1079,23 @@ class Bench:
     def workload(self, name, make_server, path):
         a = self.args
         variants = ("baseline", "agent") if a.no_floor else ("baseline", "floor", "agent")
-        say("workload %s: %d rounds x (%s) x %ds, wrk -t%d -c%d"
-            % (name, a.rounds, ", ".join(variants), a.seconds, a.threads, a.conns))
+        say("workload %s: %d rounds x (%s) x %ds, %s"
+            % (name, a.rounds, ", ".join(variants), a.seconds,
+               "wrk -t%d -c%d" % (a.threads, a.conns) if path is not None else "its own client"))
         server = make_server()
         try:
-            url = server.url(path)
-            run_wrk(url, a.warmup, a.conns, a.threads)            # warm-up, not measured
+            if server.db:
+                url = None
+                server.warm_up(a.warmup, a.seconds)                 # warm-up (sizes the load), not measured
+                say("  %s" % server.load_text)
+            else:
+                url = server.url(path)
+                run_wrk(url, a.warmup, a.conns, a.threads)            # warm-up, not measured
             per = self.interleave(name, "", server, url, a.rounds, a.seconds, a.conns, a.threads, variants)
         finally:
             server.stop()
+        if server.db:
+            return self.db_budget(name, server, self.summarise("workload", name, "", per, note=server.load_text))
         out = self.summarise("workload", name, "", per)
         ag = out.get("agent")
         if ag:
@@ -688,6 +1104,31 @@ class Bench:
                        ag["lost"] == 0, "lost %d" % ag["lost"], "0")
             self.check("%s: aion_agent_events_lost_total stays 0" % name,
                        ag["events_lost"] == 0, "%d" % ag["events_lost"], "0")
+        return out
+
+    def db_budget(self, name, server, out):
+        """Budget lines of a database workload: no operation lost on either
+        side, no event lost; CPU per operation and throughput reported only."""
+        ag = out.get("agent")
+        if not ag:
+            return out
+        exact = isinstance(server, RedisServer)     # sent is the server's own count: nothing in flight
+        self.check("%s: zero operations lost, server side (sent %d, counted %d, %d counted beyond sent%s)"
+                   % (name, ag["sent"], ag["counted"], ag["in_flight"], ", must be 0" if exact else ""),
+                   ag["lost"] == 0 and (ag["in_flight"] == 0 or not exact),
+                   "lost %d" % ag["lost"] + (", over %d" % ag["in_flight"] if ag["in_flight"] else ""), "0")
+        self.check("%s: zero operations lost, client side (sent %d, counted %d)"
+                   % (name, ag["sent"], ag["client_counted"]), ag["client_lost"] == 0,
+                   "lost %d" % ag["client_lost"], "0")
+        self.check("%s: aion_agent_events_lost_total stays 0" % name,
+                   ag["events_lost"] == 0, "%d" % ag["events_lost"], "0")
+        fl = out.get("floor")
+        self.check("%s: server CPU per operation, agent / baseline (not enforced yet)" % name, None,
+                   "%.3fx (floor %s; per round %.3f..%.3f)" % (ag["cpu_ratio"], "%.3fx" % fl["cpu_ratio"] if fl else "-",
+                                                           ag["cpu_ratio_min"], ag["cpu_ratio_max"]), "report only")
+        self.check("%s: throughput, agent / baseline (not enforced yet)" % name, None,
+                   "%.3fx (floor %s; per round %.3f..%.3f)" % (ag["thr_ratio"], "%.3fx" % fl["thr_ratio"] if fl else "-",
+                                                           ag["thr_ratio_min"], ag["thr_ratio_max"]), "report only")
         return out
 
     def summarise(self, section, name, param, per, note=""):
@@ -720,9 +1161,15 @@ class Bench:
                          % (note + "; " if note else "", len(rs), min(thr), max(thr), min(cpu), max(cpu)))
             if variant == "agent":
                 s.update(counted=sum(r["counted"] for r in rs), lost=sum(r["lost"] for r in rs),
-                         in_flight=sum(r["in_flight"] for r in rs), closed=sum(r["closed"] for r in rs),
+                         in_flight=sum(r["in_flight"] for r in rs),
                          events_lost=sum(r["events_lost"] for r in rs))
+                for k in ("closed", "client_counted", "client_lost", "db_errors"):
+                    if k in rs[0]:
+                        s[k] = sum(r[k] for r in rs)
                 s["note"] += "; max in flight in a round %d" % max(r["in_flight"] for r in rs)
+                if "client_counted" in s:
+                    s["note"] += ("; client side counted %d (lost %d); server-side operations with an error_type %d"
+                                  % (s["client_counted"], s["client_lost"], s["db_errors"]))
             self.row(**s)
             out[variant] = s
         return out
@@ -846,7 +1293,16 @@ class Bench:
         self.agent_bin = os.path.abspath(a.agent)
         self.floor_bin = os.path.join(a.build, "bench", "aion-floor")
         self.go_bin = os.path.join(a.build, "bench", "goserver")
-        sel = set(a.only or ["nginx-tiny", "nginx-20k", "go", "series", "conns", "procs"])
+        sel = set(a.only or ["nginx-tiny", "nginx-20k", "go", "pgbench", "redis", "series", "conns", "procs"])
+        if not a.only:
+            # The database workloads are part of a full run when their
+            # servers are installed (asked for with --only, they must be).
+            for part, need in (("pgbench", [PG_BIN + "/postgres", PGBENCH, PG_BIN + "/initdb", PG_BIN + "/psql"]),
+                               ("redis", [REDIS_SERVER, REDIS_BENCHMARK])):
+                missing = [x for x in need if not os.access(x, os.X_OK)]
+                if missing:
+                    say("skipping %s: %s not installed" % (part, ", ".join(missing)))
+                    sel.discard(part)
         res = {}
         if "nginx-tiny" in sel:
             res["tiny"] = self.workload("nginx-tiny", lambda: NginxServer(workers=1), "/")
@@ -856,6 +1312,12 @@ class Bench:
             lib.cleanup()
         if "go" in sel:
             self.workload("go-nethttp", lambda: GoServer(self.go_bin), "/")
+            lib.cleanup()
+        if "pgbench" in sel:
+            self.workload("pgbench", PgServer, None)
+            lib.cleanup()
+        if "redis" in sel:
+            self.workload("redis", RedisServer, None)
             lib.cleanup()
         if "series" in sel:
             self.scale_series()
@@ -871,6 +1333,12 @@ class Bench:
                        tiny["thr_ratio"] >= 0.95, "%.3fx" % tiny["thr_ratio"], "0.95x")
             self.check("nginx-tiny: agent CPU (user+sys of the agent process) <= 1 us per request",
                        tiny["agent_us"] <= 1.0, "%.3f us" % tiny["agent_us"], "1 us")
+        fl, ag = self.attach.get("floor"), self.attach.get("agent")
+        if fl is not None and ag is not None:
+            diff = ["agent only: %s" % " ".join(sorted(ag - fl))] if ag - fl else []
+            diff += ["floor only: %s" % " ".join(sorted(fl - ag))] if fl - ag else []
+            self.check("the floor attaches to exactly the agent's %d tracepoints" % len(ag),
+                       not diff, "; ".join(diff) or "same %d" % len(fl), "same set")
         # events lost anywhere (scaling runs included)
         sc = [r for r in self.rows if r.get("section") == "scale" and r.get("events_lost") is not None]
         if sc:
@@ -909,8 +1377,12 @@ def write_csv(path, info, args, bench):
         for r in bench.rows + bench.rounds:
             w.writerow({k: ("%.6g" % v if isinstance(v, float) else v) for k, v in r.items()})
         for label, value, limit, ok in bench.budget:
-            w.writerow({"section": "budget", "result": "PASS" if ok else "FAIL",
+            w.writerow({"section": "budget", "result": budget_result(ok),
                         "value": value, "limit": limit, "note": label})
+
+
+def budget_result(ok):
+    return "INFO" if ok is None else "PASS" if ok else "FAIL"
 
 
 def settings_text(a):
@@ -943,7 +1415,7 @@ def main():
     ap.add_argument("--conn-counts", type=int_list, default=[10, 1000, 10000])
     ap.add_argument("--proc-counts", type=int_list, default=[1, 100])
     ap.add_argument("--only", action="append",
-                    choices=["nginx-tiny", "nginx-20k", "go", "series", "conns", "procs"],
+                    choices=["nginx-tiny", "nginx-20k", "go", "pgbench", "redis", "series", "conns", "procs"],
                     help="run only these parts (repeatable)")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before each round wait up to S s until no other BPF tracing link is attached (default 0: don't)")
@@ -1013,11 +1485,14 @@ def report(info, a, bench, took, partial=False):
     out.write("aion bench  %s  nproc %s  kernel %s  cpu %s\n" % (info["date"], info["nproc"], info["kernel"], info["cpu"]))
     out.write("settings: %s; took %.0f s%s\n" % (settings_text(a), took,
                                                "; INCOMPLETE (error or interrupted)" if partial else ""))
-    out.write("srv us/req: CPU (utime+stime) of the server process(es) per wrk request; "
+    out.write("srv us/req: CPU (utime+stime) of the server process(es) per wrk request (pgbench: of the "
+              "postmaster's whole process tree per transaction; redis: of redis-server per GET/SET executed); "
               "x columns: median of per-round agent/baseline (or floor/baseline) ratios; "
               "agt us/req: CPU of the agent (or floor) process per request; srv cpu: server CPUs busy; "
+              "sent/counted: wrk requests (pgbench: its transactions; redis: the server's get+set calls) / "
+              "the agent's count (databases: server side); "
               "inflt: responses the agent counted that wrk had not read at its deadline (sum over rounds, "
-              "each <= -c); other: CPUs kept busy by anything else on the host during wrk (noise); "
+              "each <= -c); other: CPUs kept busy by anything else on the host during the load (noise); "
               "fgn: BPF tracing links attached by others during the round\n\n")
     print_table(bench.rows, out)
     out.write("\n")
@@ -1027,10 +1502,10 @@ def report(info, a, bench, took, partial=False):
                   "measured rounds (column fgn): those baselines are not clean. Median CPUs busy with other "
                   "work during the rounds: %.2f (column other). Rerun on a quiet host, or with --wait-quiet S.\n\n"
                   % (len(dirty), len(bench.rounds), median(r["other_cpus"] for r in bench.rounds)))
-    ok = sum(1 for b in bench.budget if b[3])
-    bad = len(bench.budget) - ok
+    ok = sum(1 for b in bench.budget if b[3] is True)
+    bad = sum(1 for b in bench.budget if b[3] is False)
     for label, value, limit, good in bench.budget:
-        out.write("%s  %s: %s (limit %s)\n" % ("PASS" if good else "FAIL", label, value, limit))
+        out.write("%s  %s: %s (limit %s)\n" % (budget_result(good), label, value, limit))
     write_csv(a.csv, info, a, bench)
     out.write("\ncsv: %s\n" % a.csv)
     out.write("bench: %d within budget, %d over budget%s\n" % (ok, bad, " (incomplete run)" if partial else ""))

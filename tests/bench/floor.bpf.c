@@ -4,7 +4,10 @@
  * pays with this attached is the cost of merely being attached (the
  * tracepoint trampoline and the program call); the agent's extra cost is
  * what its programs do on top. Keep this list in step with the agent's
- * SEC() lines. */
+ * SEC() lines that it attaches: the data-path programs (aion_data, aion_pg,
+ * aion_mysql, aion_redis) are tail-called from the syscall programs and
+ * aion_flush is run on demand, so none of them has a counterpart here.
+ * bench.py checks at run time that both attach to the same tracepoints. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
