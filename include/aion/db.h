@@ -610,28 +610,13 @@ static __always_inline int aion_re_int(const struct aion_http_scan *s, __u32 p, 
  * scanned); true when found (pos is after it). */
 static __always_inline int aion_re_line(struct aion_http_scan *s)
 {
-	__u32 p = s->pos, a = p & ~7u, j, o, q;
-	__u64 w, x, m;
+	__u32 next = 0, q = aion_find_nl(s, s->pos, &next);
 
-AION_UNROLL
-	for (j = 0; j < 4; j++) {
-		o = a + j * 8;
-		if (o >= s->len)
-			break;
-		w = *(const __u64 *)&s->buf[o & (AION_SCRATCH / 2 - 1) & ~7u];
-		if (j == 0)
-			w |= (1ULL << ((p & 7) * 8)) - 1;
-		x = w ^ AION_NLS;
-		m = (x - AION_ONES) & ~x & AION_HIGHS;
-		if (!m)
-			continue;
-		q = o + aion_first_byte(m);
-		if (q >= s->len)
-			break;
+	if (q != AION_NO_NL) {
 		s->pos = q + 1;
 		return 1;
 	}
-	s->pos = a + 32 < s->len ? a + 32 : s->len;
+	s->pos = next;
 	return 0;
 }
 
@@ -733,6 +718,8 @@ static __always_inline long aion_re_request(struct aion_http_scan *s)
 		}
 		return 0;
 	default: /* RE_LINE: the rest of an inline command */
+		if (p >= s->len)
+			return 1; /* in the next window or syscall */
 		if (aion_re_line(s))
 			f->state = RE_CMD;
 		return 0;
@@ -863,6 +850,8 @@ static __always_inline long aion_re_response(struct aion_http_scan *s)
 		return 0;
 	}
 	default: /* RE_LINE */
+		if (p >= s->len)
+			return 1; /* in the next window or syscall */
 		if (aion_re_line(s)) {
 			f->state = RE_ELEM;
 			aion_re_done(s);

@@ -497,17 +497,18 @@ static __always_inline __u32 aion_first_byte(__u64 m)
 	return 8 - (__u32)(((b * AION_ONES) * AION_ONES) >> 56);
 }
 
-/* Inside the header block: find the next '\n' a word at a time, up to 4
- * aligned words per step. The lowest byte the zero-byte trick flags is
- * always a real match (a borrow only runs upwards from one).
- * Assumes a little-endian machine, as x86-64 and arm64 are. */
-static __always_inline long aion_http_step_headers(struct aion_http_scan *s)
+#define AION_NO_NL 0xffffffffu
+
+/* The first '\n' at or after p, looked for a word at a time in the 4
+ * aligned words from p's: its offset, or AION_NO_NL with *next where to
+ * look next. The lowest byte the zero-byte trick flags is always a real
+ * match (a borrow only runs upwards from one). Assumes a little-endian
+ * machine, as x86-64 and arm64 are. */
+static __always_inline __u32 aion_find_nl(const struct aion_http_scan *s, __u32 p, __u32 *next)
 {
-	__u32 p = s->pos, a = p & ~7u, j, o, q;
+	__u32 a = p & ~7u, j, o, q;
 	__u64 w, x, m;
 
-	if (p >= s->len)
-		return 1; /* headers continue in the next syscall */
 AION_UNROLL
 	for (j = 0; j < 4; j++) {
 		o = a + j * 8;
@@ -523,9 +524,23 @@ AION_UNROLL
 		q = o + aion_first_byte(m);
 		if (q >= s->len)
 			break;
-		return aion_http_step_line(s, q + 1);
+		return q;
 	}
-	s->pos = a + 32 < s->len ? a + 32 : s->len;
+	*next = a + 32 < s->len ? a + 32 : s->len;
+	return AION_NO_NL;
+}
+
+/* Inside the header block: find the next '\n', up to 4 words per step. */
+static __always_inline long aion_http_step_headers(struct aion_http_scan *s)
+{
+	__u32 p = s->pos, q, next = 0;
+
+	if (p >= s->len)
+		return 1; /* headers continue in the next syscall */
+	q = aion_find_nl(s, p, &next);
+	if (q != AION_NO_NL)
+		return aion_http_step_line(s, q + 1);
+	s->pos = next;
 	return 0;
 }
 
