@@ -76,21 +76,42 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-# libFuzzer on the HTTP parser, seeded with the real captures. `make test`
-# runs it for 20 s; `make fuzz FUZZ_SECONDS=600` for a real session.
-FUZZ_SECONDS ?= 20
+# libFuzzer on the HTTP and database framing parsers and the SQL tokenizer,
+# seeded with the real captures. `make test` runs each one for its own
+# FUZZ_SECONDS_* (10 + 5 + 5 s); FUZZ_SECONDS, when given, is the time of
+# each: `make fuzz FUZZ_SECONDS=600` for a real session. A crash fails it.
+FUZZ_SECONDS_HTTP ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),10)
+FUZZ_SECONDS_DB   ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),5)
+FUZZ_SECONDS_SQL  ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),5)
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c tests/unit/http_sim.h include/aion/http.h include/aion/abi.h
 	mkdir -p $(BUILD)/fuzz/corpus
-	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -Iinclude -Itests/unit $< -o $@
+	$(CLANG) $(FUZZ_CFLAGS) -Iinclude -Itests/unit $< -o $@
 
-fuzz: $(BUILD)/fuzz/fuzz_http
+$(BUILD)/fuzz/fuzz_db: tests/fuzz/fuzz_db.c tests/unit/db_sim.h include/aion/db.h include/aion/http.h \
+		       include/aion/abi.h
+	mkdir -p $(BUILD)/fuzz/corpus_db
+	$(CLANG) $(FUZZ_CFLAGS) -Iinclude -Itests/unit $< -o $@
+
+$(BUILD)/fuzz/fuzz_sql: tests/fuzz/fuzz_sql.c agent/sql.c agent/sql.h
+	mkdir -p $(BUILD)/fuzz/corpus_sql
+	$(CLANG) $(FUZZ_CFLAGS) -Iagent $< agent/sql.c -o $@
+
+# $(call run_fuzz,name,seconds,corpus,log,what,options): run one fuzzer.
+define run_fuzz
+@$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(2) -print_final_stats=1 $(6) \
+  -artifact_prefix=$(BUILD)/fuzz/$(if $(filter http,$(1)),,$(1)-) $(3) > $(4) 2>&1; rc=$$?; \
+  echo "fuzz_$(1):"; grep -E '^Done|^stat::(number_of_executed_units|new_units_added|peak_rss)' $(4); \
+  if [ $$rc -ne 0 ]; then grep -A40 -E '==ERROR|deadly signal|Test unit written' $(4) | head -80; \
+    echo "fuzz: the $(5) failed on an input saved under $(BUILD)/fuzz/ (log: $(4))"; exit 1; fi
+endef
+
+fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_db $(BUILD)/fuzz/fuzz_sql
 	cp -n tests/unit/captures/*.bin $(BUILD)/fuzz/corpus/ 2>/dev/null || true
-	@$(BUILD)/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus > $(BUILD)/fuzz/log 2>&1; rc=$$?; \
-	  grep -E '^Done|^stat::(number_of_executed_units|new_units_added|peak_rss)' $(BUILD)/fuzz/log; \
-	  if [ $$rc -ne 0 ]; then grep -A40 -E '==ERROR|deadly signal|Test unit written' $(BUILD)/fuzz/log | head -80; \
-	    echo "fuzz: the HTTP parser failed on an input saved under $(BUILD)/fuzz/ (log: $(BUILD)/fuzz/log)"; exit 1; fi
+	@/usr/bin/python3 tests/unit/captures/db/capture.py seeds $(BUILD)/fuzz/corpus_db $(BUILD)/fuzz/corpus_sql >/dev/null
+	$(call run_fuzz,http,$(FUZZ_SECONDS_HTTP),$(BUILD)/fuzz/corpus,$(BUILD)/fuzz/log,HTTP parser,)
+	$(call run_fuzz,db,$(FUZZ_SECONDS_DB),$(BUILD)/fuzz/corpus_db,$(BUILD)/fuzz/log_db,database parsers,-max_len=32768)
+	$(call run_fuzz,sql,$(FUZZ_SECONDS_SQL),$(BUILD)/fuzz/corpus_sql,$(BUILD)/fuzz/log_sql,SQL tokenizer,-max_len=512)
 
 integration: $(BUILD)/aion-agent
 	/usr/bin/python3 tests/integration/run.py --agent $(BUILD)/aion-agent

@@ -81,14 +81,27 @@ static int table_name(struct lex *l, char out[SQL_NAME])
 
 		if (close) {
 			l->i++;
-			while (l->i < l->n && l->s[l->i] != close) {
-				if (k >= SQL_NAME - 1 || !isprint((unsigned char)l->s[l->i]))
-					goto bad;
-				out[k++] = l->s[l->i++];
+			for (;;) {
+				while (l->i < l->n && l->s[l->i] != close) {
+					if (k >= SQL_NAME - 1 || !isprint((unsigned char)l->s[l->i]))
+						goto bad;
+					out[k++] = l->s[l->i++];
+				}
+				if (l->i >= l->n)
+					goto bad; /* cut inside the quotes */
+				l->i++;
+				/* A doubled quote stands for one ("a""b" is a"b). */
+				if (l->i < l->n && l->s[l->i] == close && close != ']') {
+					if (k >= SQL_NAME - 1)
+						goto bad;
+					out[k++] = close;
+					l->i++;
+					continue;
+				}
+				if (l->i >= l->n && l->truncated)
+					goto bad; /* a doubled quote may follow */
+				break;
 			}
-			if (l->i >= l->n)
-				goto bad; /* cut inside the quotes */
-			l->i++;
 		} else if (word_char(c)) {
 			while (l->i < l->n && word_char(l->s[l->i])) {
 				if (k >= SQL_NAME - 1)
@@ -116,6 +129,27 @@ bad:
 	return 0;
 }
 
+/* PostgreSQL dollar quoting at l->i ($$...$$, $tag$...$tag$): skip it, 1;
+ * 0 when it is not one ($1, a parameter). At the end of the text when the
+ * closing tag is not there. */
+static int dollar_quote(struct lex *l)
+{
+	size_t st = l->i, j = l->i + 1, tl;
+
+	while (j < l->n && (isalnum((unsigned char)l->s[j]) || l->s[j] == '_'))
+		j++;
+	if (j >= l->n || l->s[j] != '$' || (j > st + 1 && isdigit((unsigned char)l->s[st + 1])))
+		return 0;
+	tl = j + 1 - st; /* the tag, both dollars included */
+	for (j = j + 1; j + tl <= l->n; j++)
+		if (!memcmp(l->s + j, l->s + st, tl)) {
+			l->i = j + tl;
+			return 1;
+		}
+	l->i = l->n;
+	return 1;
+}
+
 /* Move to the keyword kw at parenthesis depth 0 outside quotes; 1 when found. */
 static int seek_keyword(struct lex *l, const char *kw)
 {
@@ -132,6 +166,9 @@ static int seek_keyword(struct lex *l, const char *kw)
 			if (l->i >= l->n)
 				return 0;
 			l->i++;
+		} else if (c == '$' && dollar_quote(l)) {
+			if (l->i >= l->n)
+				return 0; /* cut inside it */
 		} else if (c == '(') {
 			depth++;
 			l->i++;
@@ -150,6 +187,23 @@ static int seek_keyword(struct lex *l, const char *kw)
 		}
 	}
 	return 0;
+}
+
+/* The table after FROM (or TRUNCATE [TABLE]): PostgreSQL's ONLY is skipped;
+ * LATERAL (a function or subquery) names no table. */
+static void from_table(struct lex *l, char table[SQL_NAME])
+{
+	char w[SQL_NAME];
+	size_t at = l->i;
+
+	table[0] = '\0';
+	if (keyword(l, w)) {
+		if (!strcmp(w, "LATERAL"))
+			return;
+		if (strcmp(w, "ONLY"))
+			l->i = at;
+	}
+	table_name(l, table);
 }
 
 /* Statement keywords reported as db_operation_name; anything else (a typo,
@@ -198,7 +252,7 @@ void sql__parse(const char *text, size_t n, int truncated, char op[SQL_NAME], ch
 	}
 	if (!strcmp(op, "SELECT")) {
 		if (seek_keyword(&l, "FROM"))
-			table_name(&l, table);
+			from_table(&l, table);
 	} else if (!strcmp(op, "INSERT") || !strcmp(op, "REPLACE")) {
 		while (keyword(&l, w) && strcmp(w, "INTO"))
 			if (strcmp(w, "IGNORE") && strcmp(w, "LOW_PRIORITY") && strcmp(w, "DELAYED") &&
@@ -215,18 +269,13 @@ void sql__parse(const char *text, size_t n, int truncated, char op[SQL_NAME], ch
 		l.i = at;
 		table_name(&l, table);
 	} else if (!strcmp(op, "DELETE")) {
-		if (seek_keyword(&l, "FROM")) {
-			size_t at = l.i;
-
-			if (!keyword(&l, w) || strcmp(w, "ONLY"))
-				l.i = at;
-			table_name(&l, table);
-		}
+		if (seek_keyword(&l, "FROM"))
+			from_table(&l, table);
 	} else if (!strcmp(op, "TRUNCATE")) {
 		size_t at = l.i;
 
 		if (!keyword(&l, w) || strcmp(w, "TABLE"))
 			l.i = at;
-		table_name(&l, table);
+		from_table(&l, table);
 	}
 }

@@ -245,7 +245,7 @@ static __always_inline void db_request(struct conn *c, __u32 tgid, struct aion_h
 	}
 	if (tl > AION_PATH_MAX)
 		tl = AION_PATH_MAX;
-	if (t != c->head && (m->method == AION_DB_COMMAND || m->method == AION_DB_EXECUTE)) {
+	if (t != c->head && !c->qlost && (m->method == AION_DB_COMMAND || m->method == AION_DB_EXECUTE)) {
 		r = &c->q[(t - 1) & (AION_QUEUE_DEPTH - 1)];
 		/* Same text (pgbench prepares each command of a script under
 		 * its own name), or the same unknown statement. */
@@ -256,9 +256,13 @@ static __always_inline void db_request(struct conn *c, __u32 tgid, struct aion_h
 		}
 	}
 	if (t - c->head >= AION_QUEUE_DEPTH) {
+		/* Dropped: a later operation must not join an earlier one
+		 * across it. */
+		c->qlost = 1;
 		count(AION_CNT_QUEUE_FULL);
 		return;
 	}
+	c->qlost = 0;
 	r = &c->q[t & (AION_QUEUE_DEPTH - 1)];
 	r->start_ns = start_ns;
 	r->method = m->method;
@@ -456,7 +460,7 @@ SCAN_ROUND(re, AION_PROTO_REDIS)
  * scratch scan; r is set up for the rounds. */
 static __always_inline struct aion_http_scan *load_window(struct conn *c, __u32 tgid,
 							  struct sys_args *a, long ret,
-							  struct round_ctx *r)
+							  struct round_ctx *r, __u8 all_segs)
 {
 	struct aion_http_scan *s;
 	struct work *w;
@@ -486,10 +490,11 @@ static __always_inline struct aion_http_scan *load_window(struct conn *c, __u32 
 	/* Carried bytes of a start line date the request from their arrival. */
 	r->d.first_ns = carry && c->fr[dir & 1].state == AION_HF_START ? c->carry_ns[dir & 1] : now;
 	s->f = c->fr[dir & 1];
-	/* The first segment only: for a writev of headers + body the body is
-	 * skipped by its length, never looked at. A later round loads more
-	 * when the framing needs it. */
-	s->len = carry + copy_segs(s->buf, carry, w->segs, w->nsegs ? 1 : 0, 0);
+	/* HTTP: the first segment only: for a writev of headers + body the
+	 * body is skipped by its length, never looked at; a later round loads
+	 * more when the framing needs it. Databases: every segment (a reply
+	 * written with writev is cut anywhere). */
+	s->len = carry + copy_segs(s->buf, carry, w->segs, all_segs ? w->nsegs : (w->nsegs ? 1 : 0), 0);
 	s->total = carry + ret;
 	s->pos = 0;
 	return s;
@@ -500,7 +505,7 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 				    __u8 proto)
 {
 	struct round_ctx r = {};
-	struct aion_http_scan *s = load_window(c, tgid, a, ret, &r);
+	struct aion_http_scan *s = load_window(c, tgid, a, ret, &r, proto != AION_PROTO_HTTP);
 	__u8 dir = a->write ? 1 : 0;
 
 	if (!s)
@@ -559,7 +564,7 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 static __always_inline __u8 detect(struct conn *c, __u32 tgid, struct sys_args *a, long ret)
 {
 	struct round_ctx r = {};
-	struct aion_http_scan *s = load_window(c, tgid, a, ret, &r);
+	struct aion_http_scan *s = load_window(c, tgid, a, ret, &r, 1);
 	__u8 dir = a->write ? 1 : 0, req = 0, p;
 
 	if (!s)

@@ -219,6 +219,10 @@ static __always_inline long aion_pg_request(struct aion_http_scan *s)
 
 			if (aion_db_cut(s, p, e1 - p + (ql < AION_PATH_MAX ? ql : AION_PATH_MAX)))
 				return 1;
+			/* The query is NUL-terminated; parameter types follow. */
+			aion_pg_name(s, e1, &e2);
+			if (e2 && e2 - e1 - 1 < ql)
+				ql = e2 - e1 - 1;
 			aion_db_mark(s, AION_MARK_STMT, 0, 0, e1, aion_db_tlen(s, e1, ql), h);
 		}
 		break;
@@ -297,8 +301,9 @@ static __always_inline long aion_pg_response(struct aion_http_scan *s)
 	if (p >= s->len)
 		return 1;
 	t = AION_B(s, p);
-	/* The one-byte answer to SSLRequest/GSSENCRequest. */
-	if ((t == 'N' || t == 'S' || t == 'G') && p + 1 == s->total) {
+	/* The one-byte answer to SSLRequest/GSSENCRequest: the first byte
+	 * the server sends, nothing after it in the same write. */
+	if ((t == 'N' || t == 'S' || t == 'G') && p + 1 == s->total && f->state == PG_INIT) {
 		s->pos = p + 1;
 		return 0;
 	}
@@ -444,6 +449,9 @@ static __always_inline long aion_my_response(struct aion_http_scan *s)
 	t = AION_B(s, p + 4);
 	eof = t == 0xfe && plen < 9;
 	eof5 = t == 0xfe && plen == 5;
+	/* An OK or EOF may say that more result sets follow: read it whole. */
+	if ((eof || (t == 0x00 && st == MY_IDLE)) && plen < 64 && aion_db_cut(s, p, 4 + plen))
+		return 1;
 	f->sub = st;
 	switch (st) {
 	case MY_IDLE:
@@ -543,7 +551,7 @@ enum { RE_CMD = 0, RE_ARG_HDR, RE_ARG_DATA, RE_LINE, RE_ELEM, RE_BULK };
 
 #define RE_F_FIRST 1 /* request: the next bulk string is the command name */
 #define RE_F_TOP   2 /* response: the next element is the top-level reply */
-#define RE_F_PUSH  4 /* response: the message is a push, not a reply */
+#define RE_F_PUSH  4 /* response: no END when the message completes (a push, or an error reported) */
 #define RE_F_ERR   8 /* response: the reply is an error */
 
 struct aion_int_ctx {
@@ -683,7 +691,7 @@ static __always_inline long aion_re_request(struct aion_http_scan *s)
 		if ((c | 0x20) < 'a' || (c | 0x20) > 'z')
 			return aion_db_garbage(s);
 		/* An inline command: its first word, then the rest of the line. */
-		if (p + 32 > s->len && s->total == s->len && !aion_re_word(s, p, 32) &&
+		if (p + 32 > s->len && aion_re_word(s, p, 32) == s->len - p &&
 		    aion_db_cut(s, p, s->len - p + 1))
 			return 1;
 		aion_db_mark(s, AION_MARK_START, AION_DB_COMMAND, 0, p, aion_re_word(s, p, 32), 0);
@@ -736,8 +744,7 @@ static __always_inline void aion_re_done(struct aion_http_scan *s)
 	if (f->aux)
 		return;
 	if (!(f->flags & RE_F_PUSH))
-		aion_db_mark(s, AION_MARK_END, AION_DBEND_ONE, (f->flags & RE_F_ERR) ? 1 : 0,
-			     f->left >> 32, (__u32)f->code, 0);
+		aion_db_mark(s, AION_MARK_END, AION_DBEND_ONE, (f->flags & RE_F_ERR) ? 1 : 0, 0, 0, 0);
 	f->flags = 0;
 	f->code = 0;
 	f->left = 0;
@@ -769,16 +776,17 @@ static __always_inline long aion_re_response(struct aion_http_scan *s)
 		switch (c) {
 		case '-':
 			if (top) {
-				/* Error prefix: off in left's high half, length in code. */
-				if (p + 24 > s->len && s->total == s->len &&
-				    aion_re_word(s, p + 1, 24) == s->len - p - 1 &&
+				/* An error reply: it ends the operation here, while its
+				 * prefix is in the window (the rest of the line is
+				 * skipped after). */
+				if (p + 26 > s->len && aion_re_word(s, p + 1, 24) == s->len - p - 1 &&
 				    aion_db_cut(s, p, s->len - p + 1)) {
 					f->flags |= RE_F_TOP;
 					return 1;
 				}
-				f->flags |= RE_F_ERR;
-				f->code = (__u16)aion_re_word(s, p + 1, 24);
-				f->left = (__u64)(p + 1) << 32;
+				aion_db_mark(s, AION_MARK_END, AION_DBEND_ONE, 1, p + 1,
+					     aion_re_word(s, p + 1, 24), 0);
+				f->flags |= RE_F_PUSH; /* reported: no END when it completes */
 			}
 			/* fall through */
 		case '+': case ':': case ',': case '#': case '(': case '_':
