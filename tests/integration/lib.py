@@ -575,6 +575,21 @@ class Nginx:
     def __init__(self, conf_body, files=None, port=None, start_timeout=10.0, ipv6=False):
         if not os.access(NGINX, os.X_OK):
             fail("%s is not installed (package nginx-light)" % NGINX)
+        self._spawn(NGINX, conf_body, files, port, ipv6)
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                fail("nginx exited with %d: %s" % (self.proc.returncode, self.errors()))
+            if len(children(self.pid)) >= 2 and port_open(self.port):
+                break
+            if time.monotonic() > deadline:
+                fail("nginx not up within %.0fs: %s" % (start_timeout, self.errors()))
+            time.sleep(0.05)
+        self.workers = children(self.pid)
+        log("nginx master %d workers %s port %d" % (self.pid, self.workers, self.port))
+
+    def _spawn(self, binary, conf_body, files, port, ipv6=False):
+        """Temp prefix with the files and nginx.conf, then start binary."""
         self.tmp = mkdtemp("nginx")
         self.port = port or free_port()
         body = conf_body.replace("TMPDIR", self.tmp)
@@ -592,20 +607,9 @@ class Nginx:
                                       listen6="\n        listen [::1]:%d;" % self.port if ipv6 else "",
                                       body=_indent(body.strip("\n"), "        ")))
         self._log = open(os.path.join(self.tmp, "stderr"), "wb")
-        self.proc = spawn([NGINX, "-p", self.tmp + "/", "-c", self.conf, "-e", self.tmp + "/error.log"],
+        self.proc = spawn([binary, "-p", self.tmp + "/", "-c", self.conf, "-e", self.tmp + "/error.log"],
                           stdout=self._log, stderr=self._log)
         self.pid = self.proc.pid
-        deadline = time.monotonic() + start_timeout
-        while True:
-            if self.proc.poll() is not None:
-                fail("nginx exited with %d: %s" % (self.proc.returncode, self.errors()))
-            if len(children(self.pid)) >= 2 and port_open(self.port):
-                break
-            if time.monotonic() > deadline:
-                fail("nginx not up within %.0fs: %s" % (start_timeout, self.errors()))
-            time.sleep(0.05)
-        self.workers = children(self.pid)
-        log("nginx master %d workers %s port %d" % (self.pid, self.workers, self.port))
 
     def errors(self):
         return log_tail(self.tmp, ("stderr", "error.log"))
@@ -1054,25 +1058,7 @@ class NginxAt(Nginx):
         if not os.access(binary, os.X_OK):
             fail("%s is not installed/executable (package nginx-light)" % binary)
         self.binary = binary
-        self.tmp = mkdtemp("nginx")
-        self.port = port or free_port()
-        body = conf_body.replace("TMPDIR", self.tmp)
-        for rel, data in (files or {}).items():
-            p = os.path.join(self.tmp, rel)
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            for d in _parents(self.tmp, os.path.dirname(p)):
-                os.chmod(d, 0o755)
-            with open(p, "wb") as f:
-                f.write(data)
-            os.chmod(p, 0o644)
-        self.conf = os.path.join(self.tmp, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(NGINX_CONF.format(tmp=self.tmp, port=self.port, listen6="",
-                                      body=_indent(body.strip("\n"), "        ")))
-        self._log = open(os.path.join(self.tmp, "stderr"), "wb")
-        self.proc = spawn([binary, "-p", self.tmp + "/", "-c", self.conf, "-e", self.tmp + "/error.log"],
-                          stdout=self._log, stderr=self._log)
-        self.pid = self.proc.pid
+        self._spawn(binary, conf_body, files, port)
         self._start_timeout = start_timeout
         deadline = time.monotonic() + start_timeout
         while not port_open(self.port):
