@@ -21,6 +21,19 @@ static const double default_buckets[] = {
 	0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
 };
 
+static const double default_size_buckets[] = {
+	0, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
+};
+
+/* Bucket sets: durations (seconds) and body sizes (bytes). */
+enum { BSET_SECONDS = 0, BSET_BYTES = 1, BSETS };
+
+struct bset {
+	double *bounds;
+	char (*le)[32];		/* bounds pre-formatted for the le label */
+	size_t nb;
+};
+
 /* Interned string: every label value is stored once however many series use
  * it. routes counts the distinct routes admitted when it names a service. */
 struct istr {
@@ -31,6 +44,9 @@ struct istr {
 
 struct series {
 	unsigned fam;		/* enum agg_family */
+	/* HTTP: the body-size series of the same label set (request,
+	 * response), made on first use. */
+	struct series *body[2];
 	struct istr *service, *identity, *method, *route, *scheme, *error_type;
 	char *labels;		/* the escaped label block, built once */
 	size_t labels_len;
@@ -58,9 +74,7 @@ struct htab {
 
 struct aggregate {
 	pthread_mutex_t lock;
-	double *bounds;
-	char (*le)[32];		/* bounds pre-formatted for the le label */
-	size_t nb;
+	struct bset bs[BSETS];
 	unsigned max_routes;
 	size_t max_family_series;
 	struct htab strs, series_by_key, routes, by_labels;
@@ -261,21 +275,53 @@ int aggregate__format_float(char *buf, size_t sz, double v)
 	return snprintf(buf, sz, "%.*f", p - 1 - exp > 0 ? p - 1 - exp : 0, v);
 }
 
+static bool buckets__valid(const double *b, size_t nb)
+{
+	size_t i;
+
+	if (!nb || nb > MAX_BUCKETS)
+		return false;
+	for (i = 0; i < nb; i++)
+		if (!isfinite(b[i]) || (i && b[i] <= b[i - 1]))
+			return false;
+	return true;
+}
+
+static int bset__init(struct bset *bs, const double *b, size_t nb)
+{
+	size_t i;
+
+	bs->nb = nb;
+	bs->bounds = malloc(nb * sizeof(*bs->bounds));
+	bs->le = malloc(nb * sizeof(*bs->le));
+	if (!bs->bounds || !bs->le)
+		return -ENOMEM;
+	for (i = 0; i < nb; i++) {
+		bs->bounds[i] = b[i];
+		aggregate__format_float(bs->le[i], sizeof(bs->le[i]), b[i]);
+	}
+	return 0;
+}
+
 struct aggregate *aggregate__new(const struct agg_opts *o)
 {
-	const double *b = default_buckets;
-	size_t nb = sizeof(default_buckets) / sizeof(default_buckets[0]), i;
+	const double *b = default_buckets, *zb = default_size_buckets;
+	size_t nb = sizeof(default_buckets) / sizeof(default_buckets[0]);
+	size_t nzb = sizeof(default_size_buckets) / sizeof(default_size_buckets[0]);
 	struct aggregate *a;
 	int err;
 
 	if (o && o->buckets) {
 		b = o->buckets;
 		nb = o->nbuckets;
-		if (!nb || nb > MAX_BUCKETS)
+		if (!buckets__valid(b, nb))
 			goto einval;
-		for (i = 0; i < nb; i++)
-			if (!isfinite(b[i]) || (i && b[i] <= b[i - 1]))
-				goto einval;
+	}
+	if (o && o->size_buckets) {
+		zb = o->size_buckets;
+		nzb = o->nsize_buckets;
+		if (!buckets__valid(zb, nzb))
+			goto einval;
 	}
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -287,20 +333,13 @@ struct aggregate *aggregate__new(const struct agg_opts *o)
 		return NULL;
 	}
 	strbuf__init(&a->labels);
-	a->nb = nb;
 	a->max_family_series = o && o->max_family_series ? o->max_family_series : 10000;
 	a->max_routes = o && o->max_routes_per_service ?
 			o->max_routes_per_service : 100;
-	a->bounds = malloc(nb * sizeof(*a->bounds));
-	a->le = malloc(nb * sizeof(*a->le));
-	if (!a->bounds || !a->le) {
+	if (bset__init(&a->bs[BSET_SECONDS], b, nb) || bset__init(&a->bs[BSET_BYTES], zb, nzb)) {
 		aggregate__free(a);
 		errno = ENOMEM;
 		return NULL;
-	}
-	for (i = 0; i < nb; i++) {
-		a->bounds[i] = b[i];
-		aggregate__format_float(a->le[i], sizeof(a->le[i]), b[i]);
 	}
 	return a;
 einval:
@@ -328,48 +367,103 @@ void aggregate__free(struct aggregate *a)
 	free(a->series_by_key.slots);
 	free(a->by_labels.slots);
 	strbuf__free(&a->labels);
-	free(a->bounds);
-	free(a->le);
+	for (i = 0; i < BSETS; i++) {
+		free(a->bs[i].bounds);
+		free(a->bs[i].le);
+	}
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
 
-static void series__observe_n(const struct aggregate *a, struct series *s, double v, unsigned n)
+static void series__observe_n(const struct aggregate *a, struct series *s, double v, unsigned n);
+
+/* Families whose series are body sizes, made alongside an HTTP series. */
+static bool fam__bytes(unsigned fam)
 {
-	size_t lo = 0, hi = a->nb;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (v <= a->bounds[mid])
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	if (lo < a->nb)
-		s->bucket[lo] += n;
-	s->count += n;
-	s->sum += v * n;
+	return fam >= AGG_HTTP_SERVER_REQ_BODY && fam <= AGG_HTTP_CLIENT_RESP_BODY;
 }
 
-static void series__observe(const struct aggregate *a, struct series *s,
-			    double v)
+static const struct bset *series__bset(const struct aggregate *a, const struct series *s)
 {
-	size_t lo = 0, hi = a->nb;
+	return &a->bs[fam__bytes(s->fam) ? BSET_BYTES : BSET_SECONDS];
+}
+
+/* The body-size series of HTTP series s: which = 0 request, 1 response.
+ * Made on first use with s's labels; NULL when out of memory. */
+static struct series *series__body(struct aggregate *a, struct series *s, int which)
+{
+	struct series *b = s->body[which];
+	unsigned fam;
+
+	if (b)
+		return b;
+	fam = (s->fam == AGG_HTTP_SERVER ? AGG_HTTP_SERVER_REQ_BODY : AGG_HTTP_CLIENT_REQ_BODY) + which;
+	if (a->nseries == a->series_cap) {
+		size_t cap = a->series_cap ? a->series_cap * 2 : 64;
+		struct series **arr = realloc(a->series, cap * sizeof(*arr));
+
+		if (!arr)
+			return NULL;
+		a->series = arr;
+		a->series_cap = cap;
+	}
+	b = calloc(1, sizeof(*b) + a->bs[BSET_BYTES].nb * sizeof(b->bucket[0]));
+	if (!b)
+		return NULL;
+	b->fam = fam;
+	b->labels = strdup(s->labels);
+	if (!b->labels) {
+		free(b);
+		return NULL;
+	}
+	b->labels_len = s->labels_len;
+	a->series[a->nseries++] = b;
+	a->fam_series[fam]++;
+	s->body[which] = b;
+	return b;
+}
+
+/* Body sizes of one HTTP sample into the companions of s. */
+static void series__sizes(struct aggregate *a, struct series *s, unsigned flags,
+			  unsigned long long req, unsigned long long resp)
+{
+	struct series *b;
+
+	if (flags & AGG_BODY_REQ) {
+		b = series__body(a, s, 0);
+		if (b)
+			series__observe_n(a, b, (double)req, 1);
+	}
+	if (flags & AGG_BODY_RESP) {
+		b = series__body(a, s, 1);
+		if (b)
+			series__observe_n(a, b, (double)resp, 1);
+	}
+}
+
+static void series__observe_n(const struct aggregate *a, struct series *s, double v, unsigned n)
+{
+	const struct bset *bs = series__bset(a, s);
+	size_t lo = 0, hi = bs->nb;
 
 	/* First bound with v <= le; hi == nb means only +Inf. */
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (v <= a->bounds[mid])
+		if (v <= bs->bounds[mid])
 			hi = mid;
 		else
 			lo = mid + 1;
 	}
-	if (lo < a->nb)
-		s->bucket[lo]++;
-	s->count++;
-	s->sum += v;
+	if (lo < bs->nb)
+		s->bucket[lo] += n;
+	s->count += n;
+	s->sum += v * n;
+}
+
+static void series__observe(const struct aggregate *a, struct series *s, double v)
+{
+	series__observe_n(a, s, v, 1);
 }
 
 /* Route budget: returns route, or OVERFLOW_ROUTE once the service holds
@@ -437,7 +531,7 @@ static struct series *aggregate__add_series(struct aggregate *a,
 		a->series = arr;
 		a->series_cap = cap;
 	}
-	s = calloc(1, sizeof(*s) + a->nb * sizeof(s->bucket[0]));
+	s = calloc(1, sizeof(*s) + a->bs[BSET_SECONDS].nb * sizeof(s->bucket[0]));
 	if (!s)
 		return NULL;
 	s->service = aggregate__intern(a, k->service);
@@ -492,6 +586,7 @@ void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
 	sl = htab__find(&a->series_by_key, h, series__eq, &k);
 	if (sl) {
 		series__observe(a, sl->p, v);
+		series__sizes(a, sl->p, smp->body_flags, smp->req_body, smp->resp_body);
 		goto out;
 	}
 	service = aggregate__intern(a, k.service);
@@ -505,6 +600,7 @@ void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
 		sl = htab__find(&a->series_by_key, h, series__eq, &k);
 		if (sl) {
 			series__observe(a, sl->p, v);
+			series__sizes(a, sl->p, smp->body_flags, smp->req_body, smp->resp_body);
 			goto out;
 		}
 	}
@@ -512,6 +608,7 @@ void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
 	if (!s)
 		goto drop;
 	series__observe(a, s, v);
+	series__sizes(a, s, smp->body_flags, smp->req_body, smp->resp_body);
 	goto out;
 drop:
 	/* Out of memory: count the loss where the budget losses are. */
@@ -535,26 +632,24 @@ static bool series__eq_labels(const void *p, const void *key)
 	return s->fam == k->fam && !strcmp(s->labels, k->labels);
 }
 
-void aggregate__observe(struct aggregate *a, unsigned fam, const char *labels, double seconds,
-			unsigned n)
+/* The series of family fam with this label block, made when new and within
+ * the family's budget; NULL otherwise (counted). Lock held. */
+static struct series *aggregate__labelled(struct aggregate *a, unsigned fam, const char *labels,
+					  unsigned n)
 {
 	struct label_key k = { .fam = fam, .labels = labels };
-	double v = seconds >= 0 ? seconds : 0;
 	struct series *s = NULL;
 	struct slot *sl;
 	uint64_t h;
 
-	if (fam == AGG_HTTP_SERVER || fam >= AGG_FAMILIES || !n)
-		return;
 	h = hash__mix(hash__str(hash__bytes(HASH_SEED, &fam, sizeof(fam)), labels));
-	pthread_mutex_lock(&a->lock);
 	sl = htab__find(&a->by_labels, h, series__eq_labels, &k);
-	if (sl) {
-		series__observe_n(a, sl->p, v, n);
-		goto out;
+	if (sl)
+		return sl->p;
+	if (a->fam_series[fam] >= a->max_family_series) {
+		a->fam_overflow[fam] += n;
+		return NULL;
 	}
-	if (a->fam_series[fam] >= a->max_family_series)
-		goto drop;
 	if (a->nseries == a->series_cap) {
 		size_t cap = a->series_cap ? a->series_cap * 2 : 64;
 		struct series **arr = realloc(a->series, cap * sizeof(*arr));
@@ -564,7 +659,7 @@ void aggregate__observe(struct aggregate *a, unsigned fam, const char *labels, d
 		a->series = arr;
 		a->series_cap = cap;
 	}
-	s = calloc(1, sizeof(*s) + a->nb * sizeof(s->bucket[0]));
+	s = calloc(1, sizeof(*s) + a->bs[BSET_SECONDS].nb * sizeof(s->bucket[0]));
 	if (!s)
 		goto drop;
 	s->fam = fam;
@@ -576,15 +671,44 @@ void aggregate__observe(struct aggregate *a, unsigned fam, const char *labels, d
 		goto drop;
 	a->series[a->nseries++] = s;
 	a->fam_series[fam]++;
-	series__observe_n(a, s, v, n);
-	goto out;
+	return s;
 drop:
 	if (s) {
 		free(s->labels);
 		free(s);
 	}
 	a->fam_overflow[fam] += n;
-out:
+	return NULL;
+}
+
+void aggregate__observe(struct aggregate *a, unsigned fam, const char *labels, double seconds,
+			unsigned n)
+{
+	double v = seconds >= 0 ? seconds : 0;
+	struct series *s;
+
+	if (fam == AGG_HTTP_SERVER || fam >= AGG_FAMILIES || fam__bytes(fam) || !n)
+		return;
+	pthread_mutex_lock(&a->lock);
+	s = aggregate__labelled(a, fam, labels, n);
+	if (s)
+		series__observe_n(a, s, v, n);
+	pthread_mutex_unlock(&a->lock);
+}
+
+void aggregate__http_client(struct aggregate *a, const char *labels, double seconds,
+			    unsigned body_flags, unsigned long long req_body,
+			    unsigned long long resp_body)
+{
+	double v = seconds >= 0 ? seconds : 0;
+	struct series *s;
+
+	pthread_mutex_lock(&a->lock);
+	s = aggregate__labelled(a, AGG_HTTP_CLIENT, labels, 1);
+	if (s) {
+		series__observe_n(a, s, v, 1);
+		series__sizes(a, s, body_flags, req_body, resp_body);
+	}
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -646,6 +770,18 @@ static const struct family {
 			    "db_server_operation_duration_seconds_bucket",
 			    "db_server_operation_duration_seconds_sum",
 			    "db_server_operation_duration_seconds_count" },
+#define FAMILY(n, h) { n, h, n "_bucket", n "_sum", n "_count" }
+	[AGG_HTTP_CLIENT] = FAMILY("http_client_request_duration_seconds",
+				   "Duration of HTTP client requests: first byte of the request written to the end of the response read."),
+	[AGG_HTTP_SERVER_REQ_BODY] = FAMILY("http_server_request_body_size_bytes",
+					    "Body sizes of HTTP server requests (Content-Length or chunk sizes summed)."),
+	[AGG_HTTP_SERVER_RESP_BODY] = FAMILY("http_server_response_body_size_bytes",
+					     "Body sizes of HTTP server responses (Content-Length, chunk sizes summed, or bytes until close)."),
+	[AGG_HTTP_CLIENT_REQ_BODY] = FAMILY("http_client_request_body_size_bytes",
+					    "Body sizes of HTTP client requests (Content-Length or chunk sizes summed)."),
+	[AGG_HTTP_CLIENT_RESP_BODY] = FAMILY("http_client_response_body_size_bytes",
+					     "Body sizes of HTTP client responses (Content-Length, chunk sizes summed, or bytes until close)."),
+#undef FAMILY
 };
 
 /* counts: the series' buckets, then count; sum apart. */
@@ -653,15 +789,16 @@ static void series__render(const struct aggregate *a, const struct series *s,
 			   const uint64_t *counts, double sum, struct strbuf *out)
 {
 	const struct family *f = &families[s->fam];
+	const struct bset *bs = series__bset(a, s);
 	size_t bl = strlen(f->bucket), sl = strlen(f->sum), cl = strlen(f->count);
 	char val[40];
-	uint64_t cum = 0, count = counts[a->nb];
+	uint64_t cum = 0, count = counts[bs->nb];
 	size_t i, n;
 
-	for (i = 0; i < a->nb; i++) {
+	for (i = 0; i < bs->nb; i++) {
 		cum += counts[i];
 		n = u64_dec(val, cum);
-		line(out, f->bucket, bl, s, a->le[i], strlen(a->le[i]), val, n);
+		line(out, f->bucket, bl, s, bs->le[i], strlen(bs->le[i]), val, n);
 	}
 	n = u64_dec(val, count);
 	line(out, f->bucket, bl, s, "+Inf", 4, val, n);
@@ -682,13 +819,14 @@ int aggregate__render(struct aggregate *a, struct strbuf *out)
 	unsigned fam;
 	uint64_t *counts = NULL;
 	double *sums = NULL;
-	size_t i, n, nb, stride;
+	size_t *at = NULL;
+	size_t i, n, nb, stride, total = 0;
 	int err = 0;
 
 	pthread_mutex_lock(&a->lock);
 	n = a->nseries;
-	nb = a->nb;
-	stride = nb + 1;
+	/* Room for the counters of the widest bucket set, per series. */
+	stride = (a->bs[0].nb > a->bs[1].nb ? a->bs[0].nb : a->bs[1].nb) + 1;
 	overflow = a->overflow;
 	memcpy(fam_overflow, a->fam_overflow, sizeof(fam_overflow));
 	memcpy(fam_n, a->fam_series, sizeof(fam_n));
@@ -696,15 +834,19 @@ int aggregate__render(struct aggregate *a, struct strbuf *out)
 		ser = malloc(n * sizeof(*ser));
 		counts = malloc(n * stride * sizeof(*counts));
 		sums = malloc(n * sizeof(*sums));
-		if (!ser || !counts || !sums) {
+		at = malloc(n * sizeof(*at));
+		if (!ser || !counts || !sums || !at) {
 			pthread_mutex_unlock(&a->lock);
 			err = -ENOMEM;
 			goto out;
 		}
 		for (i = 0; i < n; i++) {
 			ser[i] = a->series[i];
-			memcpy(&counts[i * stride], ser[i]->bucket, nb * sizeof(*counts));
-			counts[i * stride + nb] = ser[i]->count;
+			nb = series__bset(a, ser[i])->nb;
+			at[i] = total;
+			memcpy(&counts[total], ser[i]->bucket, nb * sizeof(*counts));
+			counts[total + nb] = ser[i]->count;
+			total += nb + 1;
 			sums[i] = ser[i]->sum;
 		}
 	}
@@ -728,7 +870,7 @@ int aggregate__render(struct aggregate *a, struct strbuf *out)
 			       families[fam].help, families[fam].name);
 		for (i = 0; i < n; i++)
 			if (ser[i]->fam == fam)
-				series__render(a, ser[i], &counts[i * stride], sums[i], out);
+				series__render(a, ser[i], &counts[at[i]], sums[i], out);
 	}
 	strbuf__printf(out,
 		"# HELP aion_agent_series_overflow_total Samples sent to an overflow series because a series budget was exhausted.\n"
@@ -736,8 +878,9 @@ int aggregate__render(struct aggregate *a, struct strbuf *out)
 		"aion_agent_series_overflow_total{metric=\"" HTTP_SERVER_DURATION "\"} %llu\n",
 		overflow);
 	for (fam = 1; fam < AGG_FAMILIES; fam++)
-		strbuf__printf(out, "aion_agent_series_overflow_total{metric=\"%s\"} %llu\n",
-			       families[fam].name, fam_overflow[fam]);
+		if (!fam__bytes(fam)) /* made with their HTTP series, never over budget */
+			strbuf__printf(out, "aion_agent_series_overflow_total{metric=\"%s\"} %llu\n",
+				       families[fam].name, fam_overflow[fam]);
 	strbuf__printf(out,
 		"# HELP aion_agent_series Label sets held by the aggregator.\n"
 		"# TYPE aion_agent_series gauge\n"
@@ -746,6 +889,7 @@ out:
 	free(ser);
 	free(counts);
 	free(sums);
+	free(at);
 	return err ? err : out->oom ? -ENOMEM : 0;
 }
 

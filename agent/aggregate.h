@@ -14,6 +14,12 @@ enum agg_family {
 	AGG_HTTP_SERVER = 0, /* http_server_request_duration_seconds (aggregate__http_server) */
 	AGG_DB_CLIENT,       /* db_client_operation_duration_seconds */
 	AGG_DB_SERVER,       /* db_server_operation_duration_seconds */
+	AGG_HTTP_CLIENT,     /* http_client_request_duration_seconds (aggregate__http_client) */
+	/* Body sizes, in bytes, made alongside the HTTP series of the same labels. */
+	AGG_HTTP_SERVER_REQ_BODY,  /* http_server_request_body_size_bytes */
+	AGG_HTTP_SERVER_RESP_BODY, /* http_server_response_body_size_bytes */
+	AGG_HTTP_CLIENT_REQ_BODY,  /* http_client_request_body_size_bytes */
+	AGG_HTTP_CLIENT_RESP_BODY, /* http_client_response_body_size_bytes */
 	AGG_FAMILIES,
 };
 
@@ -22,6 +28,10 @@ struct agg_opts {
 	 * defaults 0.005 .. 10 of DESIGN.md. +Inf is implicit. */
 	const double *buckets;
 	size_t nbuckets;
+	/* Upper bounds in bytes of the body-size histograms, likewise; NULL:
+	 * 0, 32, 64, ... 8192. */
+	const double *size_buckets;
+	size_t nsize_buckets;
 	/* Distinct http_route values per service_name; 0: 100. */
 	unsigned max_routes_per_service;
 	/* Series per family other than HTTP server; 0: 10000. */
@@ -40,7 +50,12 @@ struct http_sample {
 	const char *scheme;
 	const char *error_type;	/* "" on success */
 	double seconds;
+	unsigned body_flags;	/* AGG_BODY_*: which body sizes to observe */
+	unsigned long long req_body, resp_body;
 };
+
+#define AGG_BODY_REQ  1 /* the request's body size is known */
+#define AGG_BODY_RESP 2 /* a response ended: its body size is known */
 
 /* NULL + errno (EINVAL for bad buckets, ENOMEM). o may be NULL. */
 struct aggregate *aggregate__new(const struct agg_opts *o);
@@ -52,11 +67,17 @@ void aggregate__free(struct aggregate *a);
  * aion_agent_series_overflow_total. */
 void aggregate__http_server(struct aggregate *a, const struct http_sample *s);
 /* Adds n samples of seconds to the series of family fam (not
- * AGG_HTTP_SERVER) with this label block (escaped, without braces). Beyond
+ * AGG_HTTP_SERVER nor a body-size family) with this label block (escaped, without braces). Beyond
  * the family's budget samples are only counted in
  * aion_agent_series_overflow_total. */
 void aggregate__observe(struct aggregate *a, unsigned fam, const char *labels, double seconds,
 			unsigned n);
+/* Adds one HTTP client sample to the series with this label block (escaped,
+ * without braces), and its body sizes (body_flags: AGG_BODY_*). Same budget
+ * as aggregate__observe. */
+void aggregate__http_client(struct aggregate *a, const char *labels, double seconds,
+			    unsigned body_flags, unsigned long long req_body,
+			    unsigned long long resp_body);
 /* Appends every family to out; 0 or -ENOMEM. Reads only: nothing resets. */
 int aggregate__render(struct aggregate *a, struct strbuf *out);
 /* Number of label sets held. */

@@ -135,6 +135,30 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 		c->max_routes = (unsigned)v;
 		return 0;
 	}
+	if (!strcmp(key, "body_size_buckets")) {
+		const char *p = value;
+		unsigned nb = 0;
+		char *end;
+
+		while (*p) {
+			errno = 0;
+			v = strtoul(p, &end, 10);
+			if (end == p || errno || v > (1UL << 40) || (*end && *end != ',') ||
+			    nb >= CONFIG_MAX_SIZE_BUCKETS || (nb && (double)v <= c->size_buckets[nb - 1]) ||
+			    *p == '-' || *p == '+' || *p == ' ')
+				return errf(err, n, "body_size_buckets '%s' must be 1 to %d increasing byte counts "
+					    "separated by commas, e.g. 0,100,1000,10000", value,
+					    CONFIG_MAX_SIZE_BUCKETS);
+			c->size_buckets[nb++] = (double)v;
+			p = *end ? end + 1 : end;
+			if (*end && !*p)
+				return errf(err, n, "body_size_buckets '%s' ends with a comma", value);
+		}
+		if (!nb)
+			return errf(err, n, "body_size_buckets needs at least one bound, e.g. 0,100,1000");
+		c->nsize_buckets = nb;
+		return 0;
+	}
 	if (!strcmp(key, "max_connections")) {
 		if (parse_uint(value, 1 << 22, &v) || v < 64)
 			return errf(err, n, "max_connections '%s' must be a number from 64 to 4194304", value);
@@ -266,7 +290,8 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 		rc = config__set(c, key, val, msg, sizeof(msg));
 		if (rc == -ENOENT)
 			rc = errf(err, n, "%s:%d: unknown setting '%s' (listen, service_name, max_routes, "
-				  "max_connections, k8s_log_dir, or a [target] section)", name, lineno, key);
+				  "max_connections, body_size_buckets, k8s_log_dir, or a [target] section)",
+				  name, lineno, key);
 		else if (rc)
 			rc = errf(err, n, "%s:%d: %s", name, lineno, msg);
 	}
@@ -320,6 +345,7 @@ int config__from_env(struct config *c, char *err, size_t n)
 		{ "AION_SERVICE_NAME", "service_name" },
 		{ "AION_MAX_ROUTES", "max_routes" },
 		{ "AION_MAX_CONNECTIONS", "max_connections" },
+		{ "AION_BODY_SIZE_BUCKETS", "body_size_buckets" },
 		{ "AION_K8S_LOG_DIR", "k8s_log_dir" },
 	};
 	static const struct {
@@ -388,6 +414,10 @@ void config__merge(struct config *hi, struct config *lo)
 		hi->max_routes = lo->max_routes;
 	if (!hi->max_connections)
 		hi->max_connections = lo->max_connections;
+	if (!hi->nsize_buckets) {
+		memcpy(hi->size_buckets, lo->size_buckets, sizeof(hi->size_buckets));
+		hi->nsize_buckets = lo->nsize_buckets;
+	}
 	if (!hi->nsel) {
 		for (i = 0; i < lo->nsel; i++)
 			hi->sel[i] = lo->sel[i];

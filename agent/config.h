@@ -25,6 +25,8 @@ struct selector {
 	char *service_name; /* NULL: the global service_name, else the executable's */
 };
 
+#define CONFIG_MAX_SIZE_BUCKETS 32
+
 struct config {
 	struct selector sel[CONFIG_MAX_SELECTORS];
 	int nsel;
@@ -33,6 +35,8 @@ struct config {
 	char *k8s_log_dir;
 	unsigned max_routes;      /* 0: unset */
 	unsigned max_connections; /* 0: unset */
+	double size_buckets[CONFIG_MAX_SIZE_BUCKETS]; /* body-size histogram bounds, bytes */
+	unsigned nsize_buckets;   /* 0: unset */
 };
 
 /* One selector from its text value (as given to --pid, --exe, --port, or
@@ -40,7 +44,7 @@ struct config {
 int config__add_selector(struct config *c, enum selector_kind kind, const char *value,
 			 const char *service_name, char *err, size_t n);
 /* One setting by its file/env name (listen, service_name, max_routes,
- * max_connections, k8s_log_dir). 0, -ENOENT for an unknown name, or
+ * max_connections, body_size_buckets, k8s_log_dir). 0, -ENOENT for an unknown name, or
  * -EINVAL with a message in err. */
 int config__set(struct config *c, const char *key, const char *value, char *err, size_t n);
 /* Parse a config file's text; name is used in messages ("FILE:LINE: ...").

@@ -92,6 +92,89 @@ static __u64 now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/* server_address of a client record: the Host value lower-cased, without
+ * its port or an IPv6 literal's brackets, kept to the bytes a host name may
+ * hold; or the server's IP when the request named no host. */
+static void client_address(const struct aion_http_event *e, char *out, size_t sz)
+{
+	size_t n = e->path_len > AION_PATH_MAX ? AION_PATH_MAX : e->path_len, i, o = 0;
+	const char *h = e->path;
+
+	if (!(e->flags & AION_HTTP_HOST) || !n) {
+		if (!memcmp(e->path, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
+			inet_ntop(AF_INET, &e->path[12], out, sz);
+		else
+			inet_ntop(AF_INET6, e->path, out, sz);
+		return;
+	}
+	if (h[0] == '[') { /* [v6]:port */
+		const char *c = memchr(h, ']', n);
+
+		h++;
+		n = c ? (size_t)(c - h) : n - 1;
+	} else {
+		const char *c = memchr(h, ':', n);
+
+		if (c)
+			n = (size_t)(c - h);
+	}
+	for (i = 0; i < n && o + 1 < sz; i++) {
+		unsigned char c = (unsigned char)h[i];
+
+		if (isalnum(c) || c == '.' || c == '-' || c == ':' || c == '_')
+			out[o++] = (char)tolower(c);
+		else
+			out[o++] = '_';
+	}
+	out[o] = '\0';
+}
+
+static int on_http_client(struct events *ev, const struct aion_http_event *e)
+{
+	char addr[INET6_ADDRSTRLEN + AION_PATH_MAX], status[8];
+	const char *method = e->method < AION_METHOD__COUNT ? method_names[e->method] : "_OTHER";
+	const char *err = "";
+	unsigned st = e->status, flags = AGG_BODY_REQ | AGG_BODY_RESP;
+	const struct service *svc;
+	struct strbuf *b = &ev->dbl;
+
+	switch (e->error) {
+	case AION_ERR_CONN_CLOSED:
+		err = "connection_closed";
+		break;
+	case AION_ERR_TIMEOUT:
+		err = "timeout";
+		break;
+	case AION_ERR_REFUSED:
+		err = "connection_refused";
+		flags = 0; /* no request was sent */
+		break;
+	default:
+		if (st >= 400) {
+			snprintf(status, sizeof(status), "%u", st);
+			err = status;
+		}
+	}
+	if (e->error) {
+		st = 0;
+		flags &= AGG_BODY_REQ; /* no response ended */
+	}
+	client_address(e, addr, sizeof(addr));
+	procs__lock(ev->procs);
+	svc = procs__service(ev->procs, e->tgid, e->gen, e->service_id);
+	strbuf__reset(b);
+	strbuf__printf(b, "%s,http_request_method=\"%s\",http_response_status_code=\"%u\",server_address=\"",
+		       svc->labels, method, st);
+	strbuf__label_value(b, addr);
+	strbuf__printf(b, "\",server_port=\"%u\",url_scheme=\"http\",error_type=\"%s\"", e->server_port, err);
+	procs__unlock(ev->procs);
+	if (!b->oom)
+		aggregate__http_client(ev->agg, b->buf,
+				       e->end_ns > e->start_ns ? (double)(e->end_ns - e->start_ns) / 1e9 : 0,
+				       flags, e->req_body, e->resp_body);
+	return 0;
+}
+
 static int on_http(struct events *ev, const struct aion_http_event *e)
 {
 	char route[ROUTE_MAX], status[8];
@@ -100,6 +183,8 @@ static int on_http(struct events *ev, const struct aion_http_event *e)
 	size_t plen = e->path_len > AION_PATH_MAX ? AION_PATH_MAX : e->path_len;
 	int truncated = plen == AION_PATH_MAX && !memchr(e->path, ' ', plen);
 
+	if (e->role == AION_ROLE_CLIENT)
+		return on_http_client(ev, e);
 	if (e->role != AION_ROLE_SERVER)
 		return 0;
 	route__normalize(e->path, plen, truncated, route, sizeof(route));
@@ -109,9 +194,13 @@ static int on_http(struct events *ev, const struct aion_http_event *e)
 	smp.server_port = e->server_port;
 	smp.scheme = "http";
 	smp.error_type = "";
-	if (e->error == AION_ERR_CONN_CLOSED) {
+	smp.body_flags = AGG_BODY_REQ | AGG_BODY_RESP;
+	smp.req_body = e->req_body;
+	smp.resp_body = e->resp_body;
+	if (e->error) {
 		smp.error_type = "connection_closed";
 		smp.status = 0;
+		smp.body_flags = AGG_BODY_REQ;
 	} else if (e->status >= 500) {
 		snprintf(status, sizeof(status), "%u", e->status);
 		smp.error_type = status;

@@ -29,8 +29,8 @@
 
 static const char usage[] =
 "Usage: aion-agent [SELECTOR]... [OPTION]...\n"
-"Measure the HTTP requests that unmodified processes serve, from eBPF, and\n"
-"serve them as Prometheus metrics.\n"
+"Measure the HTTP and database requests that unmodified processes serve and\n"
+"make, from eBPF, and serve them as Prometheus metrics.\n"
 "\n"
 "Selectors (at least one, here, in AION_* variables or in --config; repeatable\n"
 "and combinable):\n"
@@ -52,6 +52,10 @@ static const char usage[] =
 "  --max-routes N       distinct http_route values kept per service; the rest\n"
 "                       are counted under http_route=\"/*\" (default 100)\n"
 "  --max-connections N  connections tracked at once (default 16384)\n"
+"  --body-size-buckets LIST\n"
+"                       bounds in bytes of the http_*_body_size_bytes\n"
+"                       histograms, increasing, comma-separated (default\n"
+"                       0,32,64,128,256,512,1024,2048,4096,8192)\n"
 "  --k8s-log-dir DIR    where kubelet's container log links name pods\n"
 "                       (default /var/log/containers)\n"
 "  --verbose            print libbpf's messages (the verifier's log on failure)\n"
@@ -60,7 +64,7 @@ static const char usage[] =
 "\n"
 "Environment: AION_CONFIG, AION_PID, AION_EXE, AION_PORT (comma-separated),\n"
 "AION_ALL=1, AION_LISTEN, AION_SERVICE_NAME, AION_MAX_ROUTES,\n"
-"AION_MAX_CONNECTIONS, AION_K8S_LOG_DIR.\n"
+"AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR.\n"
 "\n"
 "Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and a kernel with BTF.\n"
 "Example: sudo aion-agent --exe /usr/sbin/nginx && curl -s localhost:9090/metrics\n";
@@ -103,7 +107,7 @@ static void flag_error(const char *err)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_PID = 256, O_EXE, O_PORT, O_ALL, O_CONFIG, O_LISTEN, O_SVC, O_ROUTES, O_CONNS,
-	       O_K8S, O_VERBOSE, O_VERSION };
+	       O_K8S, O_SIZES, O_VERBOSE, O_VERSION };
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "exe", required_argument, NULL, O_EXE },
@@ -115,6 +119,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "max-routes", required_argument, NULL, O_ROUTES },
 		{ "max-connections", required_argument, NULL, O_CONNS },
 		{ "k8s-log-dir", required_argument, NULL, O_K8S },
+		{ "body-size-buckets", required_argument, NULL, O_SIZES },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -123,7 +128,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	static const char *const set_keys[] = {
 		[O_LISTEN - O_LISTEN] = "listen", [O_SVC - O_LISTEN] = "service_name",
 		[O_ROUTES - O_LISTEN] = "max_routes", [O_CONNS - O_LISTEN] = "max_connections",
-		[O_K8S - O_LISTEN] = "k8s_log_dir",
+		[O_K8S - O_LISTEN] = "k8s_log_dir", [O_SIZES - O_LISTEN] = "body_size_buckets",
 	};
 	char err[CONFIG_ERR];
 	int opt, rc;
@@ -151,6 +156,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case O_ROUTES:
 		case O_CONNS:
 		case O_K8S:
+		case O_SIZES:
 			rc = config__set(&o->cfg, set_keys[opt - O_LISTEN], optarg, err, sizeof(err));
 			if (rc) {
 				flag_error(rc == -ENOMEM ? "out of memory" : err);
@@ -326,6 +332,10 @@ int main(int argc, char **argv)
 	popts.log = !opt.all;
 	agent.procs = procs__new(&popts);
 	aopts.max_routes_per_service = cfg->max_routes ? cfg->max_routes : 100;
+	if (cfg->nsize_buckets) {
+		aopts.size_buckets = cfg->size_buckets;
+		aopts.nsize_buckets = cfg->nsize_buckets;
+	}
 	agent.agg = aggregate__new(&aopts);
 	if (!agent.agg || !agent.procs) {
 		fprintf(stderr, "aion-agent: cannot set up the aggregator: %s\n", strerror(errno));

@@ -16,8 +16,12 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-#define ECONNRESET  104
-#define EINPROGRESS 115
+#define ECONNRESET   104
+#define ETIMEDOUT    110
+#define ECONNREFUSED 111
+#define EINPROGRESS  115
+#define TCP_SYN_SENT 2
+#define TCP_CLOSE    7
 
 /* ---- syscall arguments at exit ---------------------------------------- */
 
@@ -135,9 +139,16 @@ static __always_inline void on_request(struct conn *c, __u32 tgid, struct aion_h
 	r->status = 0;
 	r->body = 0;
 	pl = off < len ? len - off : 0;
+	r->count = 0;
+	c->tail = t + 1;
+	if (c->role == AION_ROLE_CLIENT) {
+		/* The server's address, until a Host header names it. */
+		r->path_len = 0;
+		__builtin_memcpy(r->path, c->raddr, 16);
+		return;
+	}
 	r->path_len = pl > AION_PATH_MAX ? AION_PATH_MAX : pl;
 	__builtin_memcpy(r->path, &buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
-	c->tail = t + 1;
 	active_add(tgid, c->lport, 1);
 }
 
@@ -167,6 +178,15 @@ static long drain_mark(__u32 i, void *ctx)
 		if (m->kind == AION_MARK_START) {
 			on_request(c, d->tgid, m, s->buf, s->len, d->first_ns);
 			d->first_ns = d->now;
+		} else if (m->kind == AION_MARK_HOST) {
+			if (c->tail != c->head) {
+				struct aion_req *r = &c->q[(c->tail - 1) & (AION_QUEUE_DEPTH - 1)];
+				__u32 off = m->path_off;
+
+				r->path_len = m->pad > AION_PATH_MAX ? AION_PATH_MAX : m->pad;
+				r->count = 1;
+				__builtin_memcpy(r->path, &s->buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
+			}
 		} else if (c->tail != c->head) {
 			c->q[(c->tail - 1) & (AION_QUEUE_DEPTH - 1)].body = m->body;
 		}
@@ -505,15 +525,27 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 				    __u8 proto)
 {
 	struct round_ctx r = {};
-	struct aion_http_scan *s = load_window(c, tgid, a, ret, &r, proto != AION_PROTO_HTTP);
+	struct aion_http_scan *s;
 	__u8 dir = a->write ? 1 : 0;
+	struct aion_http_frame *f = &c->fr[dir & 1];
 
+	/* Body bytes that end inside no message: nothing to copy or scan. */
+	if (proto == AION_PROTO_HTTP && !c->carry_len[dir & 1]) {
+		if (f->state == AION_HF_BODY && f->left > (__u64)ret) {
+			f->left -= ret;
+			return;
+		}
+		if (f->state == AION_HF_UNTIL_CLOSE) {
+			f->clen += ret;
+			return;
+		}
+	}
+	s = load_window(c, tgid, a, ret, &r, proto != AION_PROTO_HTTP);
 	if (!s)
 		return;
-	if (proto == AION_PROTO_HTTP)
-		s->request = dir == 0;
-	else
-		s->request = (c->role == AION_ROLE_SERVER) == (dir == 0);
+	/* Requests are what a server reads and what a client writes. */
+	s->request = (c->role == AION_ROLE_SERVER) == (dir == 0);
+	s->want_host = c->role == AION_ROLE_CLIENT;
 	if (proto == AION_PROTO_HTTP)
 		bpf_loop(AION_ROUNDS, scan_round_http, &r, 0);
 	else if (proto == AION_PROTO_PG)
@@ -585,9 +617,9 @@ static __always_inline __u8 detect(struct conn *c, __u32 tgid, struct sys_args *
 	c->proto = p;
 	c->role = (req == (dir == 0)) ? AION_ROLE_SERVER : AION_ROLE_CLIENT;
 	pool_open(c, tgid);
-	if (p == AION_PROTO_HTTP && (c->role != AION_ROLE_SERVER || dir == 1)) {
+	if (p == AION_PROTO_HTTP && (c->role == AION_ROLE_SERVER) != (dir == 0)) {
 		c->carry_len[dir & 1] = 0;
-		return 0; /* a server's first request is still to be read */
+		return 0; /* joined mid-exchange: the first request is still to come */
 	}
 	return p;
 }
@@ -631,17 +663,21 @@ int aion_data(struct trace_event_raw_sys_exit *ctx)
 		count(AION_CNT_ADOPTED);
 	}
 	if (ret <= 0) {
+		/* A read that saw the end of the stream, a reset or a timeout:
+		 * for a client, end-of-file also ends a response delimited
+		 * by the close. */
 		if (!a.write)
-			conn_abort(c, k.tgid, bpf_ktime_get_ns(), 0);
+			conn_abort(c, k.tgid, bpf_ktime_get_ns(),
+				   c->role == AION_ROLE_CLIENT && ret == 0,
+				   ret == -ETIMEDOUT ? AION_ERR_TIMEOUT : AION_ERR_CONN_CLOSED);
 		return 0;
 	}
 	p = c->proto;
 	if (p == AION_PROTO_UNKNOWN)
 		p = detect(c, k.tgid, &a, ret);
 	if (p == AION_PROTO_HTTP) {
-		if (c->role == AION_ROLE_SERVER)
-			on_data(c, k.tgid, &a, ret, AION_PROTO_HTTP);
-		return 0; /* (HTTP client metrics are not collected yet) */
+		on_data(c, k.tgid, &a, ret, AION_PROTO_HTTP);
+		return 0;
 	}
 	if (p == AION_PROTO_PG || p == AION_PROTO_MYSQL || p == AION_PROTO_REDIS) {
 		w->key = k;
@@ -694,7 +730,7 @@ static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx, __u8 ki
 
 	if (!is_target(tgid))
 		return 0;
-	if (ret < 0 && ret != -ECONNRESET)
+	if (ret < 0 && ret != -ECONNRESET && ret != -ETIMEDOUT)
 		return 0; /* EAGAIN and friends: nothing moved */
 	w = bpf_map_lookup_elem(&scratch, &zero);
 	if (!w)
@@ -722,18 +758,81 @@ EXIT(writev, IO_IOV, 1)
 EXIT(sendmsg, IO_MSG, 1)
 EXIT(sendfile64, IO_SENDFILE, 1)
 
+SEC("tracepoint/syscalls/sys_enter_connect")
+int aion_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now;
+
+	if (!is_target(id >> 32))
+		return 0;
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&connecting, &id, &now, BPF_ANY);
+	return 0;
+}
+
+/* The connect() failure a socket's error stands for. */
+static __always_inline __u8 connect_err(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_err) == ETIMEDOUT ? AION_ERR_TIMEOUT : AION_ERR_REFUSED;
+}
+
 SEC("tracepoint/syscalls/sys_exit_connect")
 int aion_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	__u64 id = bpf_get_current_pid_tgid(), *startp, start, now, skey;
+	struct conn_key k = { .tgid = id >> 32 };
+	struct sockaddr_in6 sa = {};
+	long ret = ctx->ret;
 	struct sys_args a;
+	struct conn *c;
 
-	if (!is_target(k.tgid) || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
+	if (!is_target(k.tgid))
+		return 0;
+	now = bpf_ktime_get_ns();
+	startp = bpf_map_lookup_elem(&connecting, &id);
+	start = startp ? *startp : now;
+	if (startp)
+		bpf_map_delete_elem(&connecting, &id);
+	if (ret != 0 && ret != -EINPROGRESS && ret != -ECONNREFUSED && ret != -ETIMEDOUT)
 		return 0;
 	syscall_args(&a, 0, 1);
 	k.fd = a.fd;
 	bpf_map_delete_elem(&nonsock, &k);
-	conn_new(&k, AION_ROLE_CLIENT);
+	c = conn_new(&k, AION_ROLE_CLIENT);
+	if (!c)
+		return 0;
+	c->connect_ns = start;
+	if (ret == 0)
+		c->connect_ns = 0;
+	if (ret == -ECONNREFUSED || ret == -ETIMEDOUT) {
+		/* The socket forgot its peer: take it from the arguments. */
+		if (!bpf_probe_read_user(&sa, sizeof(sa), (void *)a.ptr)) {
+			c->rport = bpf_ntohs(sa.sin6_port);
+			if (sa.sin6_family == AF_INET) {
+				struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+
+				__builtin_memset(c->raddr, 0, 10);
+				c->raddr[10] = c->raddr[11] = 0xff;
+				__builtin_memcpy(&c->raddr[12], &s4->sin_addr, 4);
+			} else {
+				__builtin_memcpy(c->raddr, &sa.sin6_addr, 16);
+			}
+		}
+		conn_failed(c, k.tgid, ret == -ETIMEDOUT ? AION_ERR_TIMEOUT : AION_ERR_REFUSED, now);
+		return 0;
+	}
+	if (ret == -EINPROGRESS) {
+		struct sock *sk = (struct sock *)c->sk;
+
+		if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE) {
+			/* Already refused while connect() ran (loopback). */
+			conn_failed(c, k.tgid, connect_err(sk), now);
+			return 0;
+		}
+		/* Its outcome comes as a socket state change. */
+		skey = c->sk;
+		bpf_map_update_elem(&socks, &skey, &k, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -777,7 +876,18 @@ int aion_enter_close(struct trace_event_raw_sys_enter *ctx)
 		bpf_map_delete_elem(&nonsock, &k);
 		return 0;
 	}
-	conn_abort(c, k.tgid, bpf_ktime_get_ns(), 1);
+	if (c->role == AION_ROLE_CLIENT) {
+		/* The client gives up: on its requests in flight, or on its
+		 * connect still pending. */
+		__u64 now = bpf_ktime_get_ns();
+		struct sock *sk = (struct sock *)c->sk;
+
+		conn_abort(c, k.tgid, now, 0, AION_ERR_TIMEOUT);
+		if (c->connect_ns && sk && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT)
+			conn_failed(c, k.tgid, AION_ERR_TIMEOUT, now);
+	} else {
+		conn_abort(c, k.tgid, bpf_ktime_get_ns(), 1, AION_ERR_CONN_CLOSED);
+	}
 	pool_close(c, k.tgid);
 	if (c->sk) {
 		__u64 skey = c->sk;
@@ -803,6 +913,23 @@ int aion_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		on_listen(ctx->sport);
 		return 0;
 	}
+	if (ctx->oldstate == TCP_SYN_SENT) {
+		/* A traced client's connect() in progress: refused, timed out,
+		 * or established (then nothing is left to report). */
+		kp = bpf_map_lookup_elem(&socks, &skey);
+		if (!kp)
+			return 0;
+		k = *kp;
+		c = bpf_map_lookup_elem(&conns, &k);
+		if (!c || c->sk != skey || c->role != AION_ROLE_CLIENT)
+			return 0;
+		if (ctx->newstate == TCP_CLOSE)
+			conn_failed(c, k.tgid, connect_err((struct sock *)ctx->skaddr),
+				    bpf_ktime_get_ns());
+		else
+			c->connect_ns = 0;
+		return 0;
+	}
 	if (ctx->oldstate != 1 /* ESTABLISHED */)
 		return 0;
 	if (ctx->newstate != 8 /* CLOSE_WAIT */ && ctx->newstate != 7 /* CLOSE */)
@@ -812,9 +939,10 @@ int aion_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	k = *kp;
 	c = bpf_map_lookup_elem(&conns, &k);
-	if (!c || c->sk != skey)
+	/* A client may still have the response to read: its reads tell. */
+	if (!c || c->sk != skey || c->role == AION_ROLE_CLIENT)
 		return 0;
-	conn_abort(c, k.tgid, bpf_ktime_get_ns(), 0);
+	conn_abort(c, k.tgid, bpf_ktime_get_ns(), 0, AION_ERR_CONN_CLOSED);
 	return 0;
 }
 

@@ -156,6 +156,8 @@ static __always_inline void fill_http(struct aion_http_event *e, struct conn *c,
 	e->req_body = r->body;
 	e->resp_body = resp_body;
 	e->path_len = r->path_len;
+	e->flags = c->role == AION_ROLE_CLIENT && r->count ? AION_HTTP_HOST : 0;
+	e->pad[0] = e->pad[1] = 0;
 	__builtin_memcpy(e->path, r->path, AION_PATH_MAX);
 }
 
@@ -173,16 +175,14 @@ static __always_inline void stage_flush(struct stage *st)
 	st->n = 0;
 }
 
-/* Report request h of c as completed; the caller has claimed it. */
-static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 err,
-				      __u16 status, __u64 resp_body, __u64 now)
+/* Report request r of c as completed. */
+static __always_inline void emit_http_req(struct conn *c, __u32 tgid, struct aion_req *r,
+					  __u8 err, __u16 status, __u64 resp_body, __u64 now)
 {
-	struct aion_req *r = &c->q[h & (AION_QUEUE_DEPTH - 1)];
 	struct aion_http_event *e;
 	struct stage *st;
 	__u32 zero = 0, n;
 
-	active_add(tgid, c->lport, -1);
 	st = bpf_map_lookup_elem(&stage, &zero);
 	if (st && !st->busy) {
 		/* busy: this program interrupted another one on this CPU in the
@@ -210,6 +210,15 @@ static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 
 	}
 	fill_http(e, c, tgid, r, err, status, resp_body, now);
 	bpf_ringbuf_submit(e, rb_flags());
+}
+
+/* Report request h of c as completed; the caller has claimed it. */
+static __always_inline void emit_http(struct conn *c, __u32 tgid, __u32 h, __u8 err,
+				      __u16 status, __u64 resp_body, __u64 now)
+{
+	if (c->role == AION_ROLE_SERVER)
+		active_add(tgid, c->lport, -1);
+	emit_http_req(c, tgid, &c->q[h & (AION_QUEUE_DEPTH - 1)], err, status, resp_body, now);
 }
 
 static __always_inline void fill_db(struct aion_db_event *e, struct conn *c, __u32 tgid,
@@ -358,24 +367,55 @@ static __always_inline int claim_head(struct conn *c, __u32 *h)
 	return 1;
 }
 
-/* The peer went away: every request still waiting ends as an error now.
- * A response that was being sent until close ends successfully. */
-static __always_inline void conn_abort(struct conn *c, __u32 tgid, __u64 now, int closing)
+/* The connection ended: every request still waiting ends as error err now.
+ * With ended, the response stream ended cleanly (the server closed after
+ * writing, the client read end-of-file): a response delimited by the close
+ * ends successfully. */
+static __always_inline void conn_abort(struct conn *c, __u32 tgid, __u64 now, int ended, __u8 err)
 {
+	struct aion_http_frame *f;
 	__u32 h, i;
 
-	if (c->role != AION_ROLE_SERVER || c->proto != AION_PROTO_HTTP)
+	if (c->proto != AION_PROTO_HTTP)
 		return;
-	if (closing && c->fr[1].state == AION_HF_UNTIL_CLOSE && c->fr[1].open) {
-		c->fr[1].open = 0;
+	if (c->role == AION_ROLE_SERVER)
+		f = &c->fr[1];
+	else if (c->role == AION_ROLE_CLIENT)
+		f = &c->fr[0];
+	else
+		return;
+	if (ended && f->state == AION_HF_UNTIL_CLOSE && f->open) {
+		f->open = 0;
 		if (claim_head(c, &h))
-			emit_http(c, tgid, h, AION_ERR_NONE, c->fr[1].status, 0, now);
+			emit_http(c, tgid, h, AION_ERR_NONE, f->status, f->clen, now);
 	}
 	for (i = 0; i < AION_QUEUE_DEPTH; i++) {
 		if (!claim_head(c, &h))
 			break;
-		emit_http(c, tgid, h, AION_ERR_CONN_CLOSED, 0, 0, now);
+		emit_http(c, tgid, h, err, 0, 0, now);
 	}
+}
+
+/* A client's connect() failed (err: AION_ERR_REFUSED or AION_ERR_TIMEOUT):
+ * one record with no request, for the server it was meant for. */
+static __always_inline void conn_failed(struct conn *c, __u32 tgid, __u8 err, __u64 now)
+{
+	struct aion_req *r;
+	__u32 zero = 0;
+	struct work *w = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!w || !c->connect_ns)
+		return;
+	r = &w->tmp;
+	r->start_ns = c->connect_ns;
+	r->body = 0;
+	r->method = AION_METHOD_UNKNOWN;
+	r->path_len = 0;
+	r->status = 0;
+	r->count = 0;
+	__builtin_memcpy(r->path, c->raddr, 16);
+	c->connect_ns = 0;
+	emit_http_req(c, tgid, r, err, 0, 0, now);
 }
 
 #endif /* AION_CONN_BPF_H */

@@ -29,7 +29,9 @@ struct aion_req {
 	__u8  path_len;
 	__u16 status;    /* HTTP: response status once its start line was written;
 			  * DB: error noted on a PG simple query */
-	__u32 count;     /* DB: identical pipelined operations this entry stands for */
+	__u32 count;     /* DB: identical pipelined operations this entry stands for;
+			  * HTTP client: 1 when path holds the Host value, 0 when
+			  * it holds the server's address */
 	char  path[AION_PATH_MAX];
 };
 
@@ -45,6 +47,8 @@ struct conn {
 	__u8  carry_len[2];
 	__u32 gen;         /* incarnation of the owning process */
 	__u64 carry_ns[2];
+	__u64 connect_ns;  /* client: connect() began; 0 once it is known to have
+			    * succeeded or its failure was reported */
 	struct aion_http_frame fr[2]; /* 0: bytes read, 1: bytes written (HTTP or DB framing) */
 	__u8  carry[2][AION_CARRY];
 	__u8  proto;       /* enum aion_proto, learnt from the first bytes */
@@ -184,6 +188,14 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, __u8);
 } nonsock SEC(".maps");
+
+/* connect() in progress, per thread: when it began. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} connecting SEC(".maps");
 
 /* struct sock * -> connection, for socket state changes seen out of context. */
 struct {

@@ -56,8 +56,15 @@ enum aion_db_op {
 
 enum aion_err {
 	AION_ERR_NONE = 0,
-	AION_ERR_CONN_CLOSED = 1, /* closed or reset with the request in flight */
+	AION_ERR_CONN_CLOSED = 1, /* the peer closed or reset with the request in flight */
+	AION_ERR_TIMEOUT     = 2, /* client: it closed the connection itself with the
+				   * request in flight or its connect pending, or
+				   * the kernel timed the connection out */
+	AION_ERR_REFUSED     = 3, /* client: connect() was refused; no request was sent */
 };
+
+/* struct aion_http_event flags */
+#define AION_HTTP_HOST 1 /* client: path holds the request's Host value */
 
 enum aion_event_kind {
 	AION_EV_HTTP = 1,      /* struct aion_http_event */
@@ -85,9 +92,13 @@ struct aion_http_event {
 	__u64 req_body;    /* request body bytes (Content-Length), 0 when none */
 	__u64 resp_body;   /* response body bytes (Content-Length), 0 when none */
 	__u8  path_len;    /* bytes valid in path */
-	__u8  pad[3];
+	__u8  flags;       /* AION_HTTP_* */
+	__u8  pad[2];
 	__u32 gen;         /* process incarnation (struct aion_target), 0 when untracked */
-	char  path[AION_PATH_MAX]; /* request target as sent, may hold a query */
+	/* Server: the request target as received, may hold a query. Client:
+	 * the Host header's value (path_len bytes) with AION_HTTP_HOST, else
+	 * the server's address in path[0..16) (IPv4 as ::ffff:a.b.c.d). */
+	char  path[AION_PATH_MAX];
 	__u64 pad2;
 };
 _Static_assert(sizeof(struct aion_http_event) == 128, "aion_http_event ABI");

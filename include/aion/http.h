@@ -56,7 +56,8 @@ enum aion_hf_state {
 /* Per-direction framing state; lives in the connection table. */
 struct aion_http_frame {
 	__u64 left;      /* body / chunk bytes still to come */
-	__u64 clen;      /* Content-Length of the current message */
+	__u64 clen;      /* body bytes of the current message: Content-Length,
+			  * chunk sizes so far, or bytes so far until close */
 	__u8  state;     /* enum aion_hf_state */
 	__u8  chunked;
 	__u8  has_clen;
@@ -69,6 +70,7 @@ struct aion_http_frame {
 enum aion_mark_kind {
 	AION_MARK_START = 1,
 	AION_MARK_END   = 2,
+	AION_MARK_HOST  = 4, /* request's Host value: path_off, pad = length */
 };
 
 struct aion_http_mark {
@@ -77,7 +79,8 @@ struct aion_http_mark {
 	__u16 status;   /* START of a response */
 	__u16 path_off; /* START of a request: window offset of the target */
 	__u16 pad;
-	__u64 body;     /* END: body bytes of the message */
+	__u64 body;     /* END: body bytes of the message (Content-Length, the
+			 * chunk sizes summed, or bytes until close) */
 };
 
 /* The scan lives in a per-CPU map value on the BPF side, not on the stack:
@@ -93,7 +96,8 @@ struct aion_http_scan {
 	__u8  full;        /* stopped because marks are full */
 	__u8  garbage;     /* stopped on bytes that are not HTTP */
 	__u8  partial;     /* stopped on an incomplete start line at the end */
-	__u8  pad[2];
+	__u8  want_host;   /* requests: mark the Host header's value (clients) */
+	__u8  pad;
 	struct aion_http_frame f;
 	struct aion_http_mark marks[AION_MAX_MARKS];
 	__u8  buf[AION_SCRATCH] __attribute__((aligned(8))); /* the window: [0, len) valid */
@@ -289,7 +293,8 @@ static __always_inline void aion_http_end(struct aion_http_scan *s)
 
 	if (f->open) {
 		aion_http_mark(s, AION_MARK_END, 0, f->status, 0,
-			       f->has_clen && !f->no_body ? f->clen : 0);
+			       (f->has_clen || f->chunked || f->state == AION_HF_UNTIL_CLOSE) &&
+					       !f->no_body ? f->clen : 0);
 		if (!s->request)
 			s->head_req >>= 1; /* the next response answers the next request */
 	}
@@ -307,6 +312,7 @@ static __always_inline void aion_http_headers_done(struct aion_http_scan *s, __u
 	if (!s->request && f->no_body) {
 		aion_http_end(s);
 	} else if (f->chunked) {
+		f->clen = 0; /* from here: the chunk sizes summed */
 		f->state = AION_HF_CHUNK_SIZE;
 	} else if (f->has_clen) {
 		if (f->clen == 0) {
@@ -318,6 +324,7 @@ static __always_inline void aion_http_headers_done(struct aion_http_scan *s, __u
 	} else if (s->request) {
 		aion_http_end(s); /* a request without length has no body */
 	} else {
+		f->clen = 0; /* from here: the bytes until close */
 		f->state = AION_HF_UNTIL_CLOSE;
 	}
 }
@@ -448,6 +455,9 @@ static __always_inline long aion_http_step_line(struct aion_http_scan *s, __u32 
 	if ((c | 0x20) == 't' && ls + 18 > s->len && aion_prefix_ci(s, ls, "transfer-encoding:", 18) &&
 	    aion_http_cut(s, ls, AION_HF_LINE))
 		return 1;
+	if ((c | 0x20) == 'h' && s->want_host && ls + 5 > s->len && aion_prefix_ci(s, ls, "host:", 5) &&
+	    aion_http_cut(s, ls, AION_HF_LINE))
+		return 1;
 	if (c == '\r' && ls + 1 < s->len && AION_B(s, ls + 1) == '\n') {
 		aion_http_headers_done(s, ls + 2);
 		return 0;
@@ -463,6 +473,31 @@ static __always_inline long aion_http_step_line(struct aion_http_scan *s, __u32 
 		if (v >= 0) {
 			f->clen = (__u64)v;
 			f->has_clen = 1;
+		}
+	} else if ((c | 0x20) == 'h' && s->want_host && aion_lit_ci(s, ls, "host:", 5)) {
+		__u32 q = ls + 5, i, n = 0;
+
+AION_UNROLL
+		for (i = 0; i < 4; i++) {
+			if (q < s->len && (AION_B(s, q) == ' ' || AION_B(s, q) == '\t'))
+				q++;
+		}
+		/* The value up to CR/LF/blank; what the window holds of it. */
+		for (i = 0; i < AION_PATH_MAX; i++) {
+			__u8 h;
+
+			if (q + i >= s->len)
+				break;
+			h = AION_B(s, q + i);
+			if (h == '\r' || h == '\n' || h == ' ' || h == '\t')
+				break;
+			n++;
+		}
+		if (q + n >= s->len && aion_http_cut(s, ls, AION_HF_LINE))
+			return 1;
+		if (n && f->open && s->nmarks < AION_MAX_MARKS) {
+			aion_http_mark(s, AION_MARK_HOST, 0, 0, q, 0);
+			s->marks[(s->nmarks - 1) & (AION_MAX_MARKS - 1)].pad = (__u16)n;
 		}
 	} else if ((c | 0x20) == 't' && aion_lit_ci(s, ls, "transfer-encoding:", 18)) {
 		__u32 q = ls + 18;
@@ -601,6 +636,7 @@ static __always_inline long aion_http_step_chunk_size(struct aion_http_scan *s)
 		return 0;
 	}
 	f->left = v + 2;
+	f->clen += v;
 	f->state = AION_HF_CHUNK_DATA;
 	return 0;
 }
@@ -666,6 +702,8 @@ static long aion_http_step(__u32 i, void *ctx)
 				return 0;
 			}
 		}
+		if (s->f.state == AION_HF_UNTIL_CLOSE)
+			s->f.clen += s->total - s->pos;
 		s->pos = s->total;
 		return 1;
 	}

@@ -32,6 +32,7 @@ struct sim {
 	__u8 carry[AION_CARRY];
 	__u32 carry_len;
 	int request;
+	int want_host; /* a client's requests: Host values are marked */
 	__u8 q[256]; /* methods of requests waiting for their response */
 	__u32 qh, qt;
 	struct got m[MAX_GOT];
@@ -91,7 +92,8 @@ static void sim_drain(struct sim *m)
 		struct aion_http_mark *k = &s->marks[i];
 		struct got *g;
 
-		SIM_ASSERT(k->kind == AION_MARK_START || k->kind == AION_MARK_END);
+		SIM_ASSERT(k->kind == AION_MARK_START || k->kind == AION_MARK_END ||
+			   (k->kind == AION_MARK_HOST && m->request && m->want_host));
 		if (m->n >= MAX_GOT) {
 			m->lost++;
 			continue;
@@ -102,7 +104,12 @@ static void sim_drain(struct sim *m)
 		g->method = k->method;
 		g->status = k->status;
 		g->body = k->body;
-		if (m->request && k->kind == AION_MARK_START) {
+		if (k->kind == AION_MARK_HOST) {
+			off = k->path_off;
+			SIM_ASSERT(k->pad >= 1 && k->pad <= AION_PATH_MAX && off + k->pad <= s->len);
+			g->path_len = k->pad;
+			memcpy(g->path, s->buf + off, g->path_len);
+		} else if (m->request && k->kind == AION_MARK_START) {
 			off = k->path_off;
 			SIM_ASSERT(off <= s->len);
 			pl = off < s->len ? s->len - off : 0;
@@ -128,6 +135,7 @@ static void sim_data(struct sim *m, const __u8 *data, __u64 ret)
 	if (carry)
 		memcpy(s->buf, m->carry, AION_CARRY);
 	s->request = m->request;
+	s->want_host = m->want_host;
 	s->f = m->fr;
 	s->len = carry + copy_seg(s->buf, carry, data, n, 0);
 	s->total = (__u32)(carry + ret);

@@ -91,6 +91,31 @@ static __u64 oracle_clen(const struct blob *b)
 	return 0;
 }
 
+/* Data bytes of a chunked body: the chunk sizes summed, decoded here apart
+ * from the parser (extensions and trailers are not in the captures). */
+static __u64 oracle_chunked(const struct blob *b)
+{
+	size_t i = 0, hl = 0;
+	__u64 sum = 0, v;
+	char *end;
+
+	for (i = 0; i + 3 < b->n; i++)
+		if (!memcmp(b->p + i, "\r\n\r\n", 4)) {
+			hl = i + 4;
+			break;
+		}
+	for (i = hl; i < b->n;) {
+		v = strtoull((const char *)b->p + i, &end, 16);
+		if (end == (const char *)b->p + i)
+			break;
+		sum += v;
+		if (!v)
+			break;
+		i = (size_t)(end - (const char *)b->p) + 2 + v + 2;
+	}
+	return sum;
+}
+
 #include "http_sim.h"
 
 /* ---- expectations -------------------------------------------------------- */
@@ -105,7 +130,8 @@ struct want {
 
 static const char *kind_name(__u8 k)
 {
-	return k == AION_MARK_START ? "START" : k == AION_MARK_END ? "END" : "?";
+	return k == AION_MARK_START ? "START" : k == AION_MARK_END ? "END" :
+	       k == AION_MARK_HOST ? "HOST" : "?";
 }
 
 static void describe(const struct sim *m, char *out, size_t n)
@@ -211,7 +237,8 @@ struct capture {
 	__u8 method;        /* request: method; response: method of the request */
 	const char *path;   /* request */
 	__u16 status;       /* response */
-	long long body;     /* END body; -1: the capture's Content-Length header */
+	long long body;     /* END body; -1: the capture's Content-Length header,
+			     * -2: its chunk sizes summed */
 	int until_close;    /* HTTP/1.0 without length: START, no END */
 };
 
@@ -227,7 +254,7 @@ static const struct capture captures[] = {
 	{ "resp_nginx_503.bin", 0, 1, AION_METHOD_GET, NULL, 503, -1, 0 },
 	{ "resp_nginx_204.bin", 0, 1, AION_METHOD_GET, NULL, 204, 0, 0 },
 	{ "resp_nginx_file.bin", 0, 1, AION_METHOD_GET, NULL, 200, 20480, 0 },
-	{ "resp_nginx_gzip_chunked.bin", 0, 1, AION_METHOD_GET, NULL, 200, 0, 0 },
+	{ "resp_nginx_gzip_chunked.bin", 0, 1, AION_METHOD_GET, NULL, 200, -2, 0 },
 	/* HEAD: no body follows; END reports the Content-Length header. */
 	{ "resp_nginx_head.bin", 0, 1, AION_METHOD_HEAD, NULL, 200, 0, 0 },
 	{ "resp_nginx_pipelined_get.bin", 0, 3, AION_METHOD_GET, NULL, 200, 3, 0 },
@@ -237,14 +264,14 @@ static const struct capture captures[] = {
 	/* 100 Continue then 201: the interim response leaves no mark. */
 	{ "resp_python_100_continue.bin", 0, 1, AION_METHOD_POST, NULL, 201, 14, 0 },
 	{ "resp_python_http10.bin", 0, 1, AION_METHOD_GET, NULL, 200, 0, 1 },
-	{ "resp_node_chunked.bin", 0, 1, AION_METHOD_GET, NULL, 200, 0, 0 },
-	{ "resp_node_chunked_big.bin", 0, 1, AION_METHOD_GET, NULL, 200, 0, 0 },
+	{ "resp_node_chunked.bin", 0, 1, AION_METHOD_GET, NULL, 200, -2, 0 },
+	{ "resp_node_chunked_big.bin", 0, 1, AION_METHOD_GET, NULL, 200, -2, 0 },
 };
 #define NCAPTURES (sizeof(captures) / sizeof(captures[0]))
 
 static __u32 capture_want(const struct capture *c, const struct blob *b, struct want *w)
 {
-	__u64 body = c->body >= 0 ? (__u64)c->body : oracle_clen(b);
+	__u64 body = c->body >= 0 ? (__u64)c->body : c->body == -2 ? oracle_chunked(b) : oracle_clen(b);
 	__u32 i, n = 0;
 
 	for (i = 0; i < c->nmsg; i++) {
@@ -542,12 +569,14 @@ static void test_pipelined_three_responses(void **state UNUSED)
 	struct blob a = load("resp_nginx_ok.bin"), c = load("resp_node_chunked.bin"),
 		    e = load("resp_nginx_204.bin"), b = { 0 };
 	const __u8 head[] = { AION_METHOD_GET, AION_METHOD_GET, AION_METHOD_GET };
-	const struct want w[] = {
+	struct want w[] = {
 		{ AION_MARK_START, 0, 200, 0, NULL }, { AION_MARK_END, 0, 0, 3, NULL },
 		{ AION_MARK_START, 0, 200, 0, NULL }, { AION_MARK_END, 0, 0, 0, NULL },
 		{ AION_MARK_START, 0, 204, 0, NULL }, { AION_MARK_END, 0, 0, 0, NULL },
 	};
 
+	w[3].body = oracle_chunked(&c);
+	assert_true(w[3].body > 0);
 	blob_cat(&b, a.p, a.n);
 	blob_cat(&b, c.p, c.n);
 	blob_cat(&b, e.p, e.n);
@@ -744,7 +773,7 @@ static void test_window_boundary_responses(void **state UNUSED)
 {
 	const __u8 head[] = { AION_METHOD_GET, AION_METHOD_GET, AION_METHOD_GET };
 	const struct want w[] = {
-		{ AION_MARK_START, 0, 200, 0, NULL }, { AION_MARK_END, 0, 0, 0, NULL },
+		{ AION_MARK_START, 0, 200, 0, NULL }, { AION_MARK_END, 0, 0, 5 + 26, NULL },
 		{ AION_MARK_START, 0, 404, 0, NULL }, { AION_MARK_END, 0, 0, 2, NULL },
 		{ AION_MARK_START, 0, 204, 0, NULL }, { AION_MARK_END, 0, 0, 0, NULL },
 	};
@@ -809,12 +838,86 @@ static void test_http10_until_close(void **state UNUSED)
 	sim_data(m, ok.p, ok.n);
 	assert_int_equal(m->n, 4);
 	assert_int_equal(m->m[1].kind, AION_MARK_END);
+	/* Its body: every byte after the header block, until the next start. */
+	{
+		const __u8 *hb = memmem(b.p, b.n, "\r\n\r\n", 4);
+
+		assert_non_null(hb);
+		assert_int_equal(m->m[1].body, b.n - (size_t)(hb + 4 - b.p) + 27);
+	}
 	assert_int_equal(m->m[2].kind, AION_MARK_START);
 	assert_int_equal(m->m[3].kind, AION_MARK_END);
 	assert_int_equal(m->m[3].body, 3);
 	free(m);
 	free(b.p);
 	free(ok.p);
+}
+
+/* ---- a client's requests: the Host value -------------------------------- */
+
+/* The Host header's value from the capture, found apart from the parser. */
+static size_t oracle_host(const struct blob *b, char *out, size_t sz)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i + 7 < b->n; i++)
+		if (!strncasecmp((const char *)b->p + i, "\r\nhost:", 7)) {
+			i += 7;
+			while (b->p[i] == ' ')
+				i++;
+			while (i < b->n && b->p[i] != '\r' && n + 1 < sz)
+				out[n++] = (char)b->p[i++];
+			break;
+		}
+	out[n] = 0;
+	return n;
+}
+
+/* Every request capture, with Host marking on (a client's side): START,
+ * HOST with the header's value, END, however the bytes are cut into
+ * syscalls; with it off (a server's side) no HOST mark at all. */
+static void test_host_marks(void **state UNUSED)
+{
+	__u32 ci, cut, on;
+
+	for (ci = 0; ci < NCAPTURES; ci++) {
+		const struct capture *c = &captures[ci];
+		struct blob b;
+		char host[AION_PATH_MAX + 1];
+		size_t hl;
+
+		if (!c->request)
+			continue;
+		b = load(c->file);
+		hl = oracle_host(&b, host, sizeof(host));
+		assert_true(hl > 0);
+		for (on = 0; on < 2; on++)
+			for (cut = 0; cut <= b.n; cut++) {
+				struct sim *m = sim_new(1);
+				__u32 i, hosts = 0, ends = 0;
+
+				m->want_host = on;
+				if (cut)
+					sim_data(m, b.p, cut);
+				if (cut < b.n)
+					sim_data(m, b.p + cut, b.n - cut);
+				for (i = 0; i < m->n; i++) {
+					if (m->m[i].kind == AION_MARK_END)
+						ends++;
+					if (m->m[i].kind != AION_MARK_HOST)
+						continue;
+					hosts++;
+					if (m->m[i].path_len != hl || memcmp(m->m[i].path, host, hl))
+						fail_msg("%s cut at %u: host '%.*s', want '%s'", c->file, cut,
+							 (int)m->m[i].path_len, m->m[i].path, host);
+				}
+				if (hosts != on || ends != 1 || m->garbage)
+					fail_msg("%s cut at %u, marking %u: %u HOST marks, %u END, garbage %u",
+						 c->file, cut, on, hosts, ends, m->garbage);
+				free(m);
+			}
+		free(b.p);
+	}
 }
 
 /* ---- garbage ------------------------------------------------------------- */
@@ -1040,6 +1143,7 @@ int main(void)
 		cmocka_unit_test(test_window_boundary_responses),
 		cmocka_unit_test(test_100_continue),
 		cmocka_unit_test(test_http10_until_close),
+		cmocka_unit_test(test_host_marks),
 		cmocka_unit_test(test_garbage_tls),
 		cmocka_unit_test(test_garbage_binary),
 		cmocka_unit_test(test_garbage_random),
