@@ -702,6 +702,113 @@ static void test_db_families_and_identity(void **state UNUSED)
 	aggregate__free(a);
 }
 
+#define SRB "http_server_request_body_size_bytes"
+#define SSB "http_server_response_body_size_bytes"
+#define HC "http_client_request_duration_seconds"
+#define CRB "http_client_request_body_size_bytes"
+#define CSB "http_client_response_body_size_bytes"
+
+/* Body sizes: byte buckets (0, 32, ... 8192 by default, or the caller's),
+ * one series per HTTP series and side, observed only when the sample says
+ * the size is known; the client family keyed by its label block. */
+static void test_body_sizes_and_client(void **state UNUSED)
+{
+	static const char *les[] = {
+		"0", "32", "64", "128", "256", "512", "1024", "2048", "4096", "8192", "+Inf",
+	};
+	static const double want_req[] = { 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3 };
+	const char *g = G("web", "POST", "200", "/up", "http", "8080", "");
+	const char *ge = G("web", "POST", "0", "/up", "http", "8080", "connection_closed");
+	const char *cl = "service_name=\"cli\",http_request_method=\"GET\",http_response_status_code=\"200\","
+			 "server_address=\"example.com\",server_port=\"80\",url_scheme=\"http\",error_type=\"\"";
+	const char *cg = "service_name=cli;http_request_method=GET;http_response_status_code=200;"
+			 "server_address=example.com;server_port=80;url_scheme=http;error_type=;";
+	struct http_sample h = {
+		.service = "web", .method = "POST", .status = 200, .route = "/up", .server_port = 8080,
+		.scheme = "http", .error_type = "", .seconds = 0.001,
+		.body_flags = AGG_BODY_REQ | AGG_BODY_RESP,
+	};
+	struct aggregate *a = aggregate__new(NULL);
+	struct parsed p;
+	size_t i;
+
+	assert_non_null(a);
+	h.req_body = 0, h.resp_body = 3;
+	aggregate__http_server(a, &h);
+	h.req_body = 4096, h.resp_body = 8193;
+	aggregate__http_server(a, &h);
+	h.req_body = 52428800, h.resp_body = 32;
+	aggregate__http_server(a, &h);
+	/* An aborted request: its request size only. */
+	h.status = 0, h.error_type = "connection_closed", h.body_flags = AGG_BODY_REQ;
+	h.req_body = 7, h.resp_body = 999;
+	aggregate__http_server(a, &h);
+	/* No size known: the duration only. */
+	h.body_flags = 0;
+	aggregate__http_server(a, &h);
+	aggregate__http_client(a, cl, 0.25, AGG_BODY_REQ | AGG_BODY_RESP, 10, 100);
+	aggregate__http_client(a, cl, 0.5, AGG_BODY_REQ, 20, 0);
+	render_parse(a, &p);
+	assert_int_equal(check_histograms(&p, SRB), 2);
+	assert_int_equal(check_histograms(&p, SSB), 1);
+	assert_int_equal(check_histograms(&p, HC), 1);
+	assert_int_equal(check_histograms(&p, CRB), 1);
+	assert_int_equal(check_histograms(&p, CSB), 1);
+	for (i = 0; i < 11; i++)
+		assert_true(value_of(&p, SRB "_bucket", g, les[i]) == want_req[i]);
+	assert_true(value_of(&p, SRB "_sum", g, "") == 4096 + 52428800);
+	assert_true(value_of(&p, SSB "_bucket", g, "0") == 0);
+	assert_true(value_of(&p, SSB "_bucket", g, "32") == 2);
+	assert_true(value_of(&p, SSB "_bucket", g, "8192") == 2);
+	assert_true(value_of(&p, SSB "_bucket", g, "+Inf") == 3);
+	assert_true(value_of(&p, SSB "_sum", g, "") == 3 + 8193 + 32);
+	assert_true(value_of(&p, SRB "_count", ge, "") == 1);
+	assert_true(value_of(&p, SRB "_sum", ge, "") == 7);
+	assert_true(value_of(&p, FAMILY "_count", ge, "") == 2);
+	assert_true(value_of(&p, HC "_count", cg, "") == 2);
+	assert_true(value_of(&p, HC "_bucket", cg, "0.25") == 1);
+	assert_true(value_of(&p, CRB "_count", cg, "") == 2);
+	assert_true(value_of(&p, CRB "_sum", cg, "") == 30);
+	assert_true(value_of(&p, CSB "_count", cg, "") == 1);
+	assert_true(value_of(&p, CSB "_bucket", cg, "64") == 0);
+	assert_true(value_of(&p, CSB "_bucket", cg, "128") == 1);
+	/* Budgets are the duration families': body families have no line. */
+	assert_true(value_of(&p, "aion_agent_series_overflow_total", "metric=" HC ";", "") == 0);
+	for (i = 0; i < p.n; i++)
+		assert_null(strstr(p.s[i].group, "metric=" SRB));
+	{
+		struct pfamily *f = family_get(&p, CSB);
+
+		assert_true(f->help && f->typed);
+		assert_string_equal(f->type, "histogram");
+	}
+	parsed_free(&p);
+	aggregate__free(a);
+
+	/* The caller's byte buckets; bad ones are refused. */
+	{
+		static const double zb[] = { 10, 1000 };
+		static const double bad[] = { 10, 10 };
+		struct agg_opts o = { .size_buckets = zb, .nsize_buckets = 2 };
+		struct agg_opts ob = { .size_buckets = bad, .nsize_buckets = 2 };
+
+		a = aggregate__new(&o);
+		assert_non_null(a);
+		aggregate__http_client(a, cl, 0.001, AGG_BODY_REQ, 11, 0);
+		render_parse(a, &p);
+		assert_true(value_of(&p, CRB "_bucket", cg, "10") == 0);
+		assert_true(value_of(&p, CRB "_bucket", cg, "1000") == 1);
+		assert_true(value_of(&p, CRB "_bucket", cg, "+Inf") == 1);
+		/* The duration buckets are untouched. */
+		assert_true(value_of(&p, HC "_bucket", cg, "0.005") == 1);
+		parsed_free(&p);
+		aggregate__free(a);
+		errno = 0;
+		assert_null(aggregate__new(&ob));
+		assert_int_equal(errno, EINVAL);
+	}
+}
+
 static void test_concurrent_render(void **state UNUSED)
 {
 	struct feeder f = { .a = aggregate__new(NULL), .n = 200000 };
@@ -747,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_status_zero_and_nulls),
 		cmocka_unit_test(test_many_series_stable_order),
 		cmocka_unit_test(test_db_families_and_identity),
+		cmocka_unit_test(test_body_sizes_and_client),
 		cmocka_unit_test(test_concurrent_render),
 	};
 

@@ -83,6 +83,45 @@ static void test_errors_name_file_and_line(void **state UNUSED)
 	expect_error("service_name = caf\xc3\xa9\n", "bad.conf:1: service_name");
 	expect_error("[target]\nexe = /x\nservice_name = a\nservice_name = b\n", "bad.conf:4: service_name given twice");
 	expect_error("color = blue\n", "bad.conf:1: unknown setting 'color'");
+	expect_error("body_size_buckets = 10,5\n", "bad.conf:1: body_size_buckets '10,5'");
+	expect_error("body_size_buckets = 1,,2\n", "bad.conf:1: body_size_buckets '1,,2'");
+	expect_error("body_size_buckets = -1\n", "bad.conf:1: body_size_buckets '-1'");
+	expect_error("body_size_buckets = 1,2,\n", "bad.conf:1: body_size_buckets '1,2,' ends with a comma");
+	expect_error("body_size_buckets = 1k\n", "bad.conf:1: body_size_buckets '1k'");
+	expect_error("body_size_buckets = 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,"
+		     "24,25,26,27,28,29,30,31,32\n", "bad.conf:1: body_size_buckets '0,1,2");
+}
+
+/* Body-size buckets: a comma list of increasing byte counts, from the file,
+ * the environment or a flag, the highest layer's list whole. */
+static void test_body_size_buckets(void **state UNUSED)
+{
+	struct config flags = {}, file = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&file, "body_size_buckets = 0,100,1000\n", "a.conf", err,
+				       sizeof(err)), 0);
+	assert_int_equal(file.nsize_buckets, 3);
+	assert_true(file.size_buckets[0] == 0 && file.size_buckets[1] == 100 &&
+		    file.size_buckets[2] == 1000);
+	config__merge(&flags, &file);
+	assert_int_equal(flags.nsize_buckets, 3);
+	assert_true(flags.size_buckets[2] == 1000);
+	config__free(&flags);
+	config__free(&file);
+
+	memset(&flags, 0, sizeof(flags));
+	memset(&file, 0, sizeof(file));
+	assert_int_equal(config__parse(&file, "body_size_buckets = 0,100,1000\n", "a.conf", err,
+				       sizeof(err)), 0);
+	setenv("AION_BODY_SIZE_BUCKETS", "64", 1);
+	assert_int_equal(config__from_env(&flags, err, sizeof(err)), 0);
+	unsetenv("AION_BODY_SIZE_BUCKETS");
+	config__merge(&flags, &file);
+	assert_int_equal(flags.nsize_buckets, 1);
+	assert_true(flags.size_buckets[0] == 64);
+	config__free(&flags);
+	config__free(&file);
 }
 
 static void test_too_many_selectors(void **state UNUSED)
@@ -192,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_too_many_selectors),
+		cmocka_unit_test(test_body_size_buckets),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_load_file),
