@@ -24,7 +24,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define SYSCALL_EXIT(name) EMPTY_TP("syscalls/sys_exit_" #name, exit_##name)
 
 /* The agent reads syscall arguments from pt_regs at exit: no enter programs
- * on the data path. */
+ * on the data path (connect's is below). */
 SYSCALL_EXIT(read)
 SYSCALL_EXIT(recvfrom)
 SYSCALL_EXIT(readv)
@@ -36,6 +36,9 @@ SYSCALL_EXIT(sendmsg)
 SYSCALL_EXIT(sendfile64)
 SYSCALL_EXIT(connect)
 
+/* connect() is timed from its entry (a refused or timed-out connect is a
+ * client request that failed). */
+EMPTY_TP("syscalls/sys_enter_connect", enter_connect)
 EMPTY_TP("syscalls/sys_exit_accept", exit_accept)
 EMPTY_TP("syscalls/sys_exit_accept4", exit_accept4)
 EMPTY_TP("syscalls/sys_enter_close", enter_close)
