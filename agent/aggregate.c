@@ -275,6 +275,12 @@ int aggregate__format_float(char *buf, size_t sz, double v)
 	return snprintf(buf, sz, "%.*f", p - 1 - exp > 0 ? p - 1 - exp : 0, v);
 }
 
+/* Families whose series are body sizes, made alongside an HTTP series. */
+static bool fam__bytes(unsigned fam)
+{
+	return fam >= AGG_HTTP_SERVER_REQ_BODY && fam <= AGG_HTTP_CLIENT_RESP_BODY;
+}
+
 static bool buckets__valid(const double *b, size_t nb)
 {
 	size_t i;
@@ -354,7 +360,8 @@ void aggregate__free(struct aggregate *a)
 	if (!a)
 		return;
 	for (i = 0; i < a->nseries; i++) {
-		free(a->series[i]->labels);
+		if (!fam__bytes(a->series[i]->fam))
+			free(a->series[i]->labels);
 		free(a->series[i]);
 	}
 	free(a->series);
@@ -377,11 +384,22 @@ void aggregate__free(struct aggregate *a)
 
 static void series__observe_n(const struct aggregate *a, struct series *s, double v, unsigned n);
 
-/* Families whose series are body sizes, made alongside an HTTP series. */
-static bool fam__bytes(unsigned fam)
+/* A zeroed series with buckets of set bs, with room made for it in the
+ * series array (the caller appends it); NULL when out of memory. */
+static struct series *series__alloc(struct aggregate *a, int bs)
 {
-	return fam >= AGG_HTTP_SERVER_REQ_BODY && fam <= AGG_HTTP_CLIENT_RESP_BODY;
+	if (a->nseries == a->series_cap) {
+		size_t cap = a->series_cap ? a->series_cap * 2 : 64;
+		struct series **arr = realloc(a->series, cap * sizeof(*arr));
+
+		if (!arr)
+			return NULL;
+		a->series = arr;
+		a->series_cap = cap;
+	}
+	return calloc(1, sizeof(struct series) + a->bs[bs].nb * sizeof(uint64_t));
 }
+
 
 static const struct bset *series__bset(const struct aggregate *a, const struct series *s)
 {
@@ -398,24 +416,11 @@ static struct series *series__body(struct aggregate *a, struct series *s, int wh
 	if (b)
 		return b;
 	fam = (s->fam == AGG_HTTP_SERVER ? AGG_HTTP_SERVER_REQ_BODY : AGG_HTTP_CLIENT_REQ_BODY) + which;
-	if (a->nseries == a->series_cap) {
-		size_t cap = a->series_cap ? a->series_cap * 2 : 64;
-		struct series **arr = realloc(a->series, cap * sizeof(*arr));
-
-		if (!arr)
-			return NULL;
-		a->series = arr;
-		a->series_cap = cap;
-	}
-	b = calloc(1, sizeof(*b) + a->bs[BSET_BYTES].nb * sizeof(b->bucket[0]));
+	b = series__alloc(a, BSET_BYTES);
 	if (!b)
 		return NULL;
 	b->fam = fam;
-	b->labels = strdup(s->labels);
-	if (!b->labels) {
-		free(b);
-		return NULL;
-	}
+	b->labels = s->labels; /* shared: freed with s */
 	b->labels_len = s->labels_len;
 	a->series[a->nseries++] = b;
 	a->fam_series[fam]++;
@@ -522,16 +527,7 @@ static struct series *aggregate__add_series(struct aggregate *a,
 {
 	struct series *s;
 
-	if (a->nseries == a->series_cap) {
-		size_t cap = a->series_cap ? a->series_cap * 2 : 64;
-		struct series **arr = realloc(a->series, cap * sizeof(*arr));
-
-		if (!arr)
-			return NULL;
-		a->series = arr;
-		a->series_cap = cap;
-	}
-	s = calloc(1, sizeof(*s) + a->bs[BSET_SECONDS].nb * sizeof(s->bucket[0]));
+	s = series__alloc(a, BSET_SECONDS);
 	if (!s)
 		return NULL;
 	s->service = aggregate__intern(a, k->service);
@@ -650,16 +646,7 @@ static struct series *aggregate__labelled(struct aggregate *a, unsigned fam, con
 		a->fam_overflow[fam] += n;
 		return NULL;
 	}
-	if (a->nseries == a->series_cap) {
-		size_t cap = a->series_cap ? a->series_cap * 2 : 64;
-		struct series **arr = realloc(a->series, cap * sizeof(*arr));
-
-		if (!arr)
-			goto drop;
-		a->series = arr;
-		a->series_cap = cap;
-	}
-	s = calloc(1, sizeof(*s) + a->bs[BSET_SECONDS].nb * sizeof(s->bucket[0]));
+	s = series__alloc(a, BSET_SECONDS);
 	if (!s)
 		goto drop;
 	s->fam = fam;
