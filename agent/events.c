@@ -159,6 +159,8 @@ static int on_http_client(struct events *ev, const struct aion_http_event *e)
 		st = 0;
 		flags &= AGG_BODY_REQ; /* no response ended */
 	}
+	if (e->flags & AION_HTTP_CONNECT)
+		flags = 0; /* no request was sent either */
 	client_address(e, addr, sizeof(addr));
 	procs__lock(ev->procs);
 	svc = procs__service(ev->procs, e->tgid, e->gen, e->service_id);

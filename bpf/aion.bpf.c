@@ -184,7 +184,7 @@ static long drain_mark(__u32 i, void *ctx)
 				__u32 off = m->path_off;
 
 				r->path_len = m->pad > AION_PATH_MAX ? AION_PATH_MAX : m->pad;
-				r->count = 1;
+				r->count = AION_HTTP_HOST;
 				__builtin_memcpy(r->path, &s->buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
 			}
 		} else if (c->tail != c->head) {
@@ -199,7 +199,6 @@ static long drain_mark(__u32 i, void *ctx)
 	return 0;
 }
 
-#define AION_ROUNDS 8     /* scans per syscall: windows, or drains of full marks */
 #define AION_DB_ROUNDS 1024 /* more for databases: 1024 windows or drains of 8 marks */
 
 /* Bit i: the i-th request waiting for a response is a HEAD (no body). */
@@ -564,10 +563,14 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
 		}
 	}
 
-	if (!s->garbage && !s->partial && s->pos < s->total && proto != AION_PROTO_HTTP) {
-		/* The rounds ran out inside this syscall (thousands of
-		 * pipelined commands): the framing is lost from here. */
-		AION_DBF(s)->state = 0xff;
+	if (!s->garbage && !s->partial && s->pos < s->total) {
+		/* The rounds ran out inside this syscall (a header block over
+		 * AION_ROUNDS windows, thousands of pipelined commands): the
+		 * framing is lost from here. */
+		if (proto == AION_PROTO_HTTP)
+			s->f.state = AION_HF_OPAQUE;
+		else
+			AION_DBF(s)->state = 0xff;
 		s->garbage = 1;
 	}
 	if (s->garbage)

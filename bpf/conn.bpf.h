@@ -156,7 +156,7 @@ static __always_inline void fill_http(struct aion_http_event *e, struct conn *c,
 	e->req_body = r->body;
 	e->resp_body = resp_body;
 	e->path_len = r->path_len;
-	e->flags = c->role == AION_ROLE_CLIENT && r->count ? AION_HTTP_HOST : 0;
+	e->flags = c->role == AION_ROLE_CLIENT ? r->count & (AION_HTTP_HOST | AION_HTTP_CONNECT) : 0;
 	e->pad[0] = e->pad[1] = 0;
 	__builtin_memcpy(e->path, r->path, AION_PATH_MAX);
 }
@@ -412,7 +412,7 @@ static __always_inline void conn_failed(struct conn *c, __u32 tgid, __u8 err, __
 	r->method = AION_METHOD_UNKNOWN;
 	r->path_len = 0;
 	r->status = 0;
-	r->count = 0;
+	r->count = AION_HTTP_CONNECT;
 	__builtin_memcpy(r->path, c->raddr, 16);
 	c->connect_ns = 0;
 	emit_http_req(c, tgid, r, err, 0, 0, now);

@@ -30,8 +30,9 @@ struct aion_req {
 	__u16 status;    /* HTTP: response status once its start line was written;
 			  * DB: error noted on a PG simple query */
 	__u32 count;     /* DB: identical pipelined operations this entry stands for;
-			  * HTTP client: 1 when path holds the Host value, 0 when
-			  * it holds the server's address */
+			  * HTTP client: AION_HTTP_HOST when path holds the Host
+			  * value (else the server's address), AION_HTTP_CONNECT
+			  * for a failed connect */
 	char  path[AION_PATH_MAX];
 };
 

@@ -64,7 +64,8 @@ enum aion_err {
 };
 
 /* struct aion_http_event flags */
-#define AION_HTTP_HOST 1 /* client: path holds the request's Host value */
+#define AION_HTTP_HOST    1 /* client: path holds the request's Host value */
+#define AION_HTTP_CONNECT 2 /* client: no request; its connect() failed */
 
 enum aion_event_kind {
 	AION_EV_HTTP = 1,      /* struct aion_http_event */

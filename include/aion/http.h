@@ -37,6 +37,9 @@
 #define AION_MAX_MARKS   8    /* marks one scan can leave before it must be drained */
 #define AION_SCAN_STEPS  192  /* steps per window: 128 words + lines + messages */
 #define AION_CARRY       80   /* start-line bytes carried to the next syscall */
+#define AION_ROUNDS      16   /* scans per syscall: windows, or drains of full marks;
+			       * a header block must end within this many windows */
+#define AION_CHUNK_EXT   64   /* bytes of chunk extensions read past the size */
 
 /* Any byte of the scratch buffer; callers compare positions with len first. */
 #define AION_B(s, i) ((s)->buf[(i) & (AION_SCRATCH - 1)])
@@ -595,8 +598,8 @@ static __always_inline int aion_http_skip(struct aion_http_scan *s)
 	return 0;
 }
 
-/* "hex[;ext]CRLF": a chunk-size line. Extensions are not expected: lose
- * framing rather than guess. */
+/* "hex[;ext]CRLF": a chunk-size line. Extensions (up to AION_CHUNK_EXT
+ * bytes) are skipped to the end of the line. */
 static __always_inline long aion_http_step_chunk_size(struct aion_http_scan *s)
 {
 	struct aion_http_frame *f = &s->f;
@@ -621,18 +624,35 @@ static __always_inline long aion_http_step_chunk_size(struct aion_http_scan *s)
 	if (digits && digits < 10 && (p >= s->len || (p + 1 == s->len && AION_B(s, p) == '\r')) &&
 	    aion_http_cut(s, s->pos, AION_HF_CHUNK_SIZE))
 		return 1;
+	c = p < s->len ? AION_B(s, p) : 0;
+	if (digits && digits < 10 && (c == ';' || c == ' ' || c == '\t')) {
+		/* Extensions: to the end of the line. */
+		for (i = 0; i < AION_CHUNK_EXT; i++) {
+			if (p + i >= s->len || AION_B(s, p + i) == '\n')
+				break;
+		}
+		if (i < AION_CHUNK_EXT && p + i < s->len) {
+			p += i + 1;
+			goto sized;
+		}
+		if (p + i >= s->len && aion_http_cut(s, s->pos, AION_HF_CHUNK_SIZE))
+			return 1;
+		digits = 0; /* too long: lose the framing */
+	}
 	if (!digits || p + 2 > s->len || AION_B(s, p) != '\r' || AION_B(s, p + 1) != '\n') {
 		f->state = AION_HF_OPAQUE;
 		s->garbage = 1;
 		return 1;
 	}
 	p += 2;
+sized:
 	s->pos = p;
 	if (v == 0) {
 		/* Last chunk: the message ends here; the empty trailer
 		 * section (one CRLF) may come with the next syscall. */
 		aion_http_end(s);
 		f->state = AION_HF_TRAILER;
+		f->left = 0;
 		return 0;
 	}
 	f->left = v + 2;
@@ -641,23 +661,31 @@ static __always_inline long aion_http_step_chunk_size(struct aion_http_scan *s)
 	return 0;
 }
 
-/* After the last chunk: consume the CRLF that ends the (empty) trailer
- * section. Trailer fields are not expected: whatever else is the next
- * message. */
+/* After the last chunk: trailer fields, each skipped to the end of its
+ * line, up to the CRLF that ends the section. A start line there means the
+ * peer left the section out: it is the next message. */
 static __always_inline long aion_http_step_trailer(struct aion_http_scan *s)
 {
-	__u32 p = s->pos;
+	__u32 p = s->pos, q, next = 0, po = 0;
 	__u8 c;
 
 	if (p >= s->len)
 		return 1;
 	c = AION_B(s, p);
-	if (c == '\r' && p + 1 >= s->len && aion_http_cut(s, p, AION_HF_TRAILER))
+	if (!s->f.left && c == '\r' && p + 1 >= s->len && aion_http_cut(s, p, AION_HF_TRAILER))
 		return 1;
-	if (c == '\r' && p + 1 < s->len && AION_B(s, p + 1) == '\n')
+	if (!s->f.left && c == '\r' && p + 1 < s->len && AION_B(s, p + 1) == '\n') {
 		s->pos = p + 2;
-	else if (c == '\n')
+	} else if (!s->f.left && c == '\n') {
 		s->pos = p + 1;
+	} else if (s->f.left || (!aion_http_status(s, p) && !(s->request && aion_http_method(s, p, &po)))) {
+		/* A trailer field (or the rest of one the window cut): skip
+		 * its line; left notes a line that goes on past the window. */
+		q = aion_find_nl(s, p, &next);
+		s->f.left = q == AION_NO_NL;
+		s->pos = q != AION_NO_NL ? q + 1 : next;
+		return 0;
+	}
 	s->f.state = AION_HF_START;
 	return 0;
 }

@@ -13,7 +13,6 @@
 
 #define SIM_ASSERT(x) do { if (!(x)) __builtin_trap(); } while (0)
 #define MAX_GOT     4096
-#define AION_ROUNDS 8
 #include "http_sim.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);

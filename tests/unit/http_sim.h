@@ -2,7 +2,7 @@
 /* The kernel's driver of the HTTP framing parser (bpf/aion.bpf.c:
  * on_data(), scan_round(), drain_mark()), on the host: carry, windows of
  * AION_WINDOW bytes, rounds, draining marks. Shared by the cmocka tests and
- * the fuzzer; SIM_ASSERT is theirs to define. Needs MAX_GOT and AION_ROUNDS. */
+ * the fuzzer; SIM_ASSERT is theirs to define. Needs MAX_GOT. */
 #ifndef AION_HTTP_SIM_H
 #define AION_HTTP_SIM_H
 
@@ -167,8 +167,12 @@ static void sim_data(struct sim *m, const __u8 *data, __u64 ret)
 		if (!s->len)
 			break;
 	}
-	if (round == AION_ROUNDS && s->pos < s->total)
+	if (round == AION_ROUNDS && s->pos < s->total) {
+		/* Out of rounds inside the syscall: the framing is lost. */
 		m->exhausted++;
+		s->f.state = AION_HF_OPAQUE;
+		s->garbage = 1;
+	}
 	if (s->garbage)
 		m->garbage++;
 	if (s->partial && s->pos < s->len && s->len - s->pos < AION_CARRY) {

@@ -27,7 +27,6 @@
 #define UNUSED __attribute__((unused))
 
 #define CAPDIR      "tests/unit/captures/"
-#define AION_ROUNDS 8  /* as in bpf/aion.bpf.c */
 #define MAX_GOT     96 /* marks one simulated connection records */
 #define MAX_REPORT  6  /* failing cases printed per test before giving up */
 
@@ -920,6 +919,99 @@ static void test_host_marks(void **state UNUSED)
 	}
 }
 
+/* Chunk extensions are skipped to the end of their line; trailer fields,
+ * each on its line, end at the empty line; the next response follows. Cut
+ * at every byte, and one byte per syscall. */
+static void test_chunk_extensions_and_trailers(void **state UNUSED)
+{
+	const char *r = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"5;name=v\r\nhello\r\n1a ; q=\"a;b\"\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+			"0;last\r\nX-Checksum: 1234\r\nX-Other: 5\r\n\r\n"
+			"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
+	const __u8 head[] = { AION_METHOD_GET, AION_METHOD_GET };
+	const struct want w[] = {
+		{ AION_MARK_START, 0, 200, 0, NULL }, { AION_MARK_END, 0, 0, 5 + 26, NULL },
+		{ AION_MARK_START, 0, 404, 0, NULL }, { AION_MARK_END, 0, 0, 2, NULL },
+	};
+	struct blob b = { 0 };
+	struct sim *m;
+	char why[1536];
+	size_t i;
+
+	blob_str(&b, r);
+	check_split_everywhere(&b, 0, head, 2, w, 4);
+	m = sim_new(0);
+	sim_expect_method(m, AION_METHOD_GET);
+	sim_expect_method(m, AION_METHOD_GET);
+	for (i = 0; i < b.n; i++)
+		sim_data(m, b.p + i, 1);
+	if (sim_check(m, w, 4, 1, 0, why, sizeof(why)))
+		fail_msg("byte by byte: %s", why);
+	free(m);
+	free(b.p);
+}
+
+/* A chunk-size line whose extensions run past AION_CHUNK_EXT bytes: the
+ * framing is lost (counted), never guessed. */
+static void test_chunk_extension_too_long(void **state UNUSED)
+{
+	struct blob b = { 0 };
+	struct sim *m = sim_new(0);
+	char ext[AION_CHUNK_EXT + 8];
+
+	memset(ext, 'x', sizeof(ext) - 1);
+	ext[0] = ';';
+	ext[sizeof(ext) - 1] = 0;
+	blob_str(&b, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5");
+	blob_str(&b, ext);
+	blob_str(&b, "\r\nhello\r\n0\r\n\r\n");
+	sim_expect_method(m, AION_METHOD_GET);
+	sim_data(m, b.p, b.n);
+	assert_int_equal(m->n, 1);
+	assert_int_equal(m->garbage, 1);
+	assert_int_equal(m->fr.state, AION_HF_OPAQUE);
+	free(m);
+	free(b.p);
+}
+
+/* A header block longer than AION_ROUNDS windows in one syscall: the
+ * framing is lost and counted, and the next response (at the start of the
+ * next syscall) ends the first one and is paired with the second request. */
+static void test_header_block_over_rounds(void **state UNUSED)
+{
+	struct blob b = { 0 }, nf = { 0 };
+	struct sim *m = sim_new(0);
+	char line[128];
+	int i;
+
+	blob_str(&b, "HTTP/1.1 200 OK\r\n");
+	for (i = 0; i < (AION_ROUNDS + 2) * AION_WINDOW / 40; i++) {
+		snprintf(line, sizeof(line), "X-Filler-%05d: %020d\r\n", i, i);
+		blob_str(&b, line);
+	}
+	blob_str(&b, "Content-Length: 11\r\n\r\nhello world");
+	assert_true(b.n > AION_ROUNDS * AION_WINDOW);
+	blob_str(&nf, "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno");
+	sim_expect_method(m, AION_METHOD_GET);
+	sim_expect_method(m, AION_METHOD_GET);
+	sim_data(m, b.p, b.n);
+	assert_int_equal(m->garbage, 1);
+	assert_int_equal(m->n, 1);
+	assert_int_equal(m->m[0].kind, AION_MARK_START);
+	assert_int_equal(m->m[0].status, 200);
+	sim_data(m, nf.p, nf.n);
+	assert_int_equal(m->n, 4);
+	assert_int_equal(m->m[1].kind, AION_MARK_END);
+	assert_int_equal(m->m[2].kind, AION_MARK_START);
+	assert_int_equal(m->m[2].status, 404);
+	assert_int_equal(m->m[3].kind, AION_MARK_END);
+	assert_int_equal(m->m[3].body, 2);
+	assert_int_equal(m->qh, 2);
+	free(m);
+	free(b.p);
+	free(nf.p);
+}
+
 /* ---- garbage ------------------------------------------------------------- */
 
 /* A TLS 1.2/1.3 ClientHello record header and the start of its body. */
@@ -1144,6 +1236,9 @@ int main(void)
 		cmocka_unit_test(test_100_continue),
 		cmocka_unit_test(test_http10_until_close),
 		cmocka_unit_test(test_host_marks),
+		cmocka_unit_test(test_chunk_extensions_and_trailers),
+		cmocka_unit_test(test_chunk_extension_too_long),
+		cmocka_unit_test(test_header_block_over_rounds),
 		cmocka_unit_test(test_garbage_tls),
 		cmocka_unit_test(test_garbage_binary),
 		cmocka_unit_test(test_garbage_random),
