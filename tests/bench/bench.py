@@ -9,15 +9,17 @@ the figures are medians of per-round ratios, so drift of the machine cancels):
   nginx-tiny   nginx, worker_processes 1, `return 200 "ok\\n"`, keep-alive, wrk
   nginx-20k    nginx, worker_processes 1, a 20 KB static file, sendfile on
   go-nethttp   Go net/http server (GOMAXPROCS=1), "ok\\n"
+  http-client  the traced process is the client: wrk (--exe <wrk>) against an
+               untraced nginx (the nginx-tiny config); CPU per request is wrk's
   pgbench      PostgreSQL 15, pgbench -n -S -c 4 -j 2 -M prepared (select only)
   redis        redis-server 7, redis-benchmark -c 50 -P 16 -t get,set
 
   baseline: no BPF program attached; floor: build/bench/aion-floor (empty
   programs on exactly the agent's tracepoints); agent: build/aion-agent --exe
   <server binary> (pgbench: --port <postgres port> --exe <pgbench>; redis:
-  --exe redis-server --exe redis-benchmark). The floor and the agent are
-  started before their round and stopped (SIGTERM) after it; the server runs
-  across the workload's rounds.
+  --exe redis-server --exe redis-benchmark; http-client: --exe <wrk>). The
+  floor and the agent are started before their round and stopped (SIGTERM)
+  after it; the server runs across the workload's rounds.
 
 Scaling (agent only, plus a baseline for throughput where it makes sense):
   series       1k / 10k / 100k distinct routes /r/<letters> (wrk + lua)
@@ -56,6 +58,7 @@ import lib  # noqa: E402  (free_port, spawn/stop_proc/cleanup, exposition parser
 NGINX = "/usr/sbin/nginx"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HIST_COUNT = "http_server_request_duration_seconds_count"
+HTTP_CLIENT_COUNT = "http_client_request_duration_seconds_count"
 LOST = "aion_agent_events_lost_total"
 SERIES = "aion_agent_series"   # histogram label sets held
 SERIES_PER_SET = 17              # sample lines per label set with the default buckets
@@ -299,7 +302,7 @@ http {{
         server_name localhost;
         root {tmp}/www;
         location = /f20k.bin {{ }}
-        location / {{ return 200 "ok\\n"; }}
+{extra}        location / {{ return 200 "ok\\n"; }}
     }}
 }}
 """
@@ -310,6 +313,8 @@ class Server:
     exe = None
     pids = ()
     db = False        # a database server driven by its own client (DbServer), not wrk
+    driven = False    # the load is the object's own prepare_round/load/finish_round (DbServer, WrkClient)
+    client = False    # the traced process is the HTTP client, wrk (WrkClient); the server is not traced
 
     def selectors(self):
         """The agent's target selectors for this workload."""
@@ -322,8 +327,13 @@ class Server:
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
 
+# stub_status for WrkClient: nginx's own count of the requests it received.
+NGINX_STATUS_PATH = "/aion-bench-status"
+NGINX_STATUS_LOC = "        location = %s { stub_status; }\n" % NGINX_STATUS_PATH
+
+
 class NginxServer(Server):
-    def __init__(self, workers=1, wconns=1024, start_timeout=20.0):
+    def __init__(self, workers=1, wconns=1024, start_timeout=20.0, status=False):
         self.exe = NGINX
         self.tmp = lib.mkdtemp("bench-nginx")
         self.port = lib.free_port()
@@ -335,7 +345,8 @@ class NginxServer(Server):
         conf = os.path.join(self.tmp, "nginx.conf")
         with open(conf, "w") as f:
             f.write(NGINX_CONF.format(tmp=self.tmp, port=self.port, workers=workers,
-                                      wconns=wconns, rlimit=min(NOFILE[0], max(4096, 2 * wconns + 64))))
+                                      wconns=wconns, rlimit=min(NOFILE[0], max(4096, 2 * wconns + 64)),
+                                      extra=NGINX_STATUS_LOC if status else ""))
         self._log = open(os.path.join(self.tmp, "stderr"), "wb")
         self.proc = lib.spawn([NGINX, "-p", self.tmp + "/", "-c", conf, "-e", self.tmp + "/error.log"],
                               stdout=self._log, stderr=self._log)
@@ -355,6 +366,21 @@ class NginxServer(Server):
 
     def errors(self):
         return lib.log_tail(self.tmp, ("stderr", "error.log"), 1500)
+
+    def requests_received(self):
+        """nginx's stub_status `requests`: every request it has read, this
+        query included (needs status=True)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request("GET", NGINX_STATUS_PATH)
+            r = c.getresponse()
+            body = r.read().decode("utf-8", "replace")
+        finally:
+            c.close()
+        m = re.search(r"server accepts handled requests\s+(\d+)\s+(\d+)\s+(\d+)", body)
+        if r.status != 200 or not m:
+            raise BenchError("nginx stub_status: %d %r" % (r.status, body[:300]))
+        return int(m.group(3))
 
     def stop(self):
         lib.stop_proc(self.proc, signal.SIGTERM, timeout=10.0)
@@ -386,6 +412,7 @@ class DbServer(Server):
     finish_round(w), which may replace w["requests"] with the server's own
     exact count of the operations it executed."""
     db = True
+    driven = True
     system = "?"           # db_system_name
     count_ops = ()         # (db_operation_name, db_collection_name) counted
     load_text = "?"
@@ -680,6 +707,68 @@ class RedisServer(DbServer):
         lib.stop_proc(self.proc, signal.SIGTERM, timeout=20.0)
 
 
+class WrkClient(Server):
+    """http-client: the traced process is the client. wrk (`--exe` its path
+    from shutil.which) drives an untraced nginx (NginxServer, its config:
+    `return 200 "ok\\n"`, plus a stub_status location the script queries
+    outside the measured interval). The traced CPU is wrk's own utime+stime
+    (/proc/PID/stat once wrk has exited, before it is reaped: its whole life
+    is the round); cpu() is nginx's, the untraced peer (CSV peer_us).
+    Sent = wrk's completed requests; counted = the agent's 200s of
+    http_client_request_duration_seconds for nginx's port; received = the
+    requests nginx read in the round (stub_status), so received - sent are
+    the requests wrk wrote but whose responses it never read before exiting
+    at its deadline (in_flight)."""
+    driven = True
+    client = True
+
+    def __init__(self, conns, threads):
+        wrk = shutil.which("wrk")
+        if not wrk:
+            raise BenchError("wrk is not installed")
+        self.exe = wrk
+        self.conns, self.threads = conns, threads
+        self.nginx = NginxServer(workers=1, status=True)
+        self.port = self.nginx.port
+        self.pids = self.nginx.pids
+        self.load_text = ("wrk -t%d -c%d traced (--exe %s) against an untraced nginx `return 200`"
+                          % (threads, conns, wrk))
+        self.recv0 = None
+
+    def warm_up(self, seconds, round_seconds):
+        run_wrk(self.url("/"), seconds, self.conns, self.threads)
+
+    def prepare_round(self):
+        self.recv0 = self.nginx.requests_received()
+
+    def load(self, seconds):
+        return run_wrk(self.url("/"), seconds, self.conns, self.threads, own_cpu=True)
+
+    def finish_round(self, w):
+        # wrk has exited: nginx reads what it had not read yet of wrk's last
+        # requests. Query until the count is stable (it grows by the query
+        # itself only); every query counts itself.
+        prev, n = self.nginx.requests_received(), 1
+        deadline = time.monotonic() + 2.0
+        while True:
+            time.sleep(0.02)
+            cur = self.nginx.requests_received()
+            n += 1
+            if cur == prev + 1 or time.monotonic() > deadline:
+                break
+            prev = cur
+        w["received"] = cur - self.recv0 - n
+
+    def agent_counts(self, s):
+        port = self.port
+        ok = lib.total(s, HTTP_CLIENT_COUNT, server_port=port, http_response_status_code="200")
+        unanswered = lib.total(s, HTTP_CLIENT_COUNT, server_port=port, http_response_status_code="0")
+        return {"counted": ok, "closed": unanswered, "events_lost": lib.total(s, LOST)}
+
+    def stop(self):
+        self.nginx.stop()
+
+
 # --------------------------------------------------------------------------
 # the agent and the floor
 
@@ -755,9 +844,10 @@ class AgentRun:
     def counts(self, s=None):
         """{counted, closed, events_lost}: the 200 count and the
         connection_closed count for the server's port, events lost (a
-        database server: DbServer.agent_counts)."""
+        database server: DbServer.agent_counts; http-client:
+        WrkClient.agent_counts)."""
         s = s if s is not None else self.samples()
-        if self.server.db:
+        if self.server.driven:
             return self.server.agent_counts(s)
         port = self.server.port
         ok = lib.total(s, HIST_COUNT, server_port=port, http_response_status_code="200")
@@ -841,7 +931,10 @@ end
 """
 
 
-def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout_s=10):
+def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout_s=10, own_cpu=False):
+    """Run wrk to completion; its figures. own_cpu: also "traced_cpu", wrk's
+    own utime+stime (all threads) from /proc/PID/stat, read once it has
+    exited but before it is reaped (a zombie keeps its counters)."""
     threads = max(1, min(threads, conns))
     argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds,
             "--timeout", "%ds" % timeout_s]
@@ -853,7 +946,17 @@ def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout
     if script_args:
         argv += ["--"] + [str(a) for a in script_args]
     p = lib.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    own = None
     try:
+        if own_cpu:
+            # wrk's output (a few hundred bytes) fits the pipes: wait for its
+            # exit without reaping it (WNOWAIT), read its counters, then reap.
+            deadline = time.monotonic() + seconds + 60
+            while os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(argv, seconds + 60)
+                time.sleep(0.01)
+            own = cpu_seconds([p.pid])
         out, err = p.communicate(timeout=seconds + 60)
     except subprocess.TimeoutExpired:
         lib.stop_proc(p, signal.SIGKILL)
@@ -865,7 +968,7 @@ def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout
     dur = float(m.group(2)) / (1000.0 if m.group(3) == "ms" else 1.0)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
+    w = {
         "requests": int(m.group(1)),
         "duration": dur,
         "rps": int(m.group(1)) / dur if dur else 0.0,
@@ -873,39 +976,48 @@ def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout
         "socket_errors_text": errs.group(0) if errs else "",
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
     }
+    if own is not None:
+        w["traced_cpu"] = own
+    return w
 
 
 # --------------------------------------------------------------------------
 # one measured round
 
 def measure(server, url, seconds, conns, threads, variant=None, script=None, script_args=(), count=True):
-    """Run wrk once against server (a DbServer: its own client, load());
-    variant is None (baseline), a FloorRun or an AgentRun already started.
-    Returns a dict of raw figures ("requests": wrk's completed requests, or
-    the operations the database client / server reports)."""
+    """Run wrk once against server (server.driven, a DbServer or the
+    WrkClient: its own load()); variant is None (baseline), a FloorRun or an
+    AgentRun already started. Returns a dict of raw figures ("requests":
+    wrk's completed requests, or the operations the database client / server
+    reports). "cpu_per_req_us" is the traced process's CPU per request: the
+    server's, or with WrkClient wrk's own ("traced_cpu" from load()), nginx's
+    then being "peer_cpu_per_req_us"."""
     r = {}
     fl0 = foreign_links(variant)
     counting = count and isinstance(variant, AgentRun)
     if counting:
         c0 = variant.counts()
-    if server.db:
+    if server.driven:
         server.prepare_round()
     b0, k0 = busy_seconds(), children_cpu()
     s0 = server.cpu()
     v0 = variant.cpu() if variant else 0.0
-    if server.db:
+    if server.driven:
         w = server.load(seconds)
     else:
         w = run_wrk(url, seconds, conns, threads, script, script_args)
     s1 = server.cpu()
     v1 = variant.cpu() if variant else 0.0
     b1, k1 = busy_seconds(), children_cpu()
-    if server.db:
+    if server.driven:
         server.finish_round(w)      # may set w["requests"] from the server's own count
     r.update(w)
-    r["server_cpu"] = s1 - s0
-    r["server_util"] = (s1 - s0) / w["duration"] if w["duration"] else float("nan")
-    r["cpu_per_req_us"] = (s1 - s0) / w["requests"] * 1e6 if w["requests"] else float("nan")
+    traced = w.get("traced_cpu", s1 - s0)     # the traced process: the server, or wrk (http-client)
+    r["server_cpu"] = traced
+    r["server_util"] = traced / w["duration"] if w["duration"] else float("nan")
+    r["cpu_per_req_us"] = traced / w["requests"] * 1e6 if w["requests"] else float("nan")
+    if "traced_cpu" in w:
+        r["peer_cpu_per_req_us"] = (s1 - s0) / w["requests"] * 1e6 if w["requests"] else float("nan")
     r["wrk_cpu"] = k1 - k0
     # Whatever else kept the machine busy meanwhile (other tenants, kworkers),
     # in CPUs: the noise indicator.
@@ -923,7 +1035,14 @@ def measure(server, url, seconds, conns, threads, variant=None, script=None, scr
                 r[k] = int(c1[k] - c0[k])
         r["events_lost"] = int(c1["events_lost"])
         r["lost"] = max(0, w["requests"] - r["counted"])
-        r["in_flight"] = max(0, r["counted"] - w["requests"])
+        if server.client:
+            # A client: the agent counts a response when wrk reads it, as wrk
+            # does, so counted must equal sent; what wrk wrote but never read
+            # (nginx received it) is counted by neither.
+            r["over"] = max(0, r["counted"] - w["requests"])
+            r["in_flight"] = w["received"] - w["requests"]
+        else:
+            r["in_flight"] = max(0, r["counted"] - w["requests"])
         if "client_counted" in r:
             r["client_lost"] = max(0, w["requests"] - r["client_counted"])
     fl1 = foreign_links(variant)
@@ -961,10 +1080,10 @@ COLS = [
 CSV_COLS = ["section", "workload", "variant", "param", "round", "rounds", "rps",
             "thr_ratio", "thr_ratio_min", "thr_ratio_max",
             "cpu_us", "cpu_ratio", "cpu_ratio_min", "cpu_ratio_max",
-            "agent_us", "rss_mb", "sent", "counted", "lost", "in_flight", "closed",
+            "agent_us", "rss_mb", "sent", "counted", "lost", "in_flight", "over", "received", "closed",
             "client_counted", "client_lost", "db_errors",
             "events_lost", "series", "overflow", "scrape_ms", "metrics_mb",
-            "socket_errors", "non2xx", "srv_util", "wrk_cpu_us", "other_cpus", "foreign_links",
+            "socket_errors", "non2xx", "srv_util", "wrk_cpu_us", "peer_us", "other_cpus", "foreign_links",
             "result", "value", "limit", "note"]
 
 
@@ -1064,7 +1183,9 @@ class Bench:
                                         agent_us=r.get("variant_cpu_per_req_us"),
                                         rss_mb=r.get("variant_rss_mb"), sent=r["requests"],
                                         counted=r.get("counted"), lost=r.get("lost"),
-                                        in_flight=r.get("in_flight"), closed=r.get("closed"),
+                                        in_flight=r.get("in_flight"), over=r.get("over"),
+                                        received=r.get("received"), closed=r.get("closed"),
+                                        peer_us=r.get("peer_cpu_per_req_us"),
                                         client_counted=r.get("client_counted"),
                                         client_lost=r.get("client_lost"), db_errors=r.get("db_errors"),
                                         events_lost=r.get("events_lost"),
@@ -1076,26 +1197,29 @@ class Bench:
                         "counted %s of %d" % (r.get("counted"), r["requests"]) if variant == "agent" else ""))
         return per
 
-    def workload(self, name, make_server, path):
+    def workload(self, name, make_server, path, rounds=None, seconds=None):
         a = self.args
+        rounds, seconds = rounds or a.rounds, seconds or a.seconds
         variants = ("baseline", "agent") if a.no_floor else ("baseline", "floor", "agent")
         say("workload %s: %d rounds x (%s) x %ds, %s"
-            % (name, a.rounds, ", ".join(variants), a.seconds,
+            % (name, rounds, ", ".join(variants), seconds,
                "wrk -t%d -c%d" % (a.threads, a.conns) if path is not None else "its own client"))
         server = make_server()
         try:
-            if server.db:
+            if server.driven:
                 url = None
-                server.warm_up(a.warmup, a.seconds)                 # warm-up (sizes the load), not measured
+                server.warm_up(a.warmup, seconds)                   # warm-up (sizes the load), not measured
                 say("  %s" % server.load_text)
             else:
                 url = server.url(path)
                 run_wrk(url, a.warmup, a.conns, a.threads)            # warm-up, not measured
-            per = self.interleave(name, "", server, url, a.rounds, a.seconds, a.conns, a.threads, variants)
+            per = self.interleave(name, "", server, url, rounds, seconds, a.conns, a.threads, variants)
         finally:
             server.stop()
         if server.db:
             return self.db_budget(name, server, self.summarise("workload", name, "", per, note=server.load_text))
+        if server.client:
+            return self.client_budget(name, self.summarise("workload", name, "", per, note=server.load_text))
         out = self.summarise("workload", name, "", per)
         ag = out.get("agent")
         if ag:
@@ -1104,6 +1228,24 @@ class Bench:
                        ag["lost"] == 0, "lost %d" % ag["lost"], "0")
             self.check("%s: aion_agent_events_lost_total stays 0" % name,
                        ag["events_lost"] == 0, "%d" % ag["events_lost"], "0")
+        return out
+
+    def client_budget(self, name, out):
+        """Budget lines of the http-client workload: counted must equal sent
+        exactly (the agent counts a response when wrk reads it, as wrk does;
+        requests wrk wrote but never read before its deadline, in_flight, are
+        counted by neither), no event lost. Its CPU and throughput ratios are
+        in the table only (no budget line)."""
+        ag = out.get("agent")
+        if not ag:
+            return out
+        self.check("%s: zero requests lost, counted must equal sent exactly (sent %d, counted %d; %d written by wrk "
+                   "but never read at its deadline, received by nginx, counted by neither)"
+                   % (name, ag["sent"], ag["counted"], ag["in_flight"]),
+                   ag["lost"] == 0 and ag["over"] == 0,
+                   "lost %d" % ag["lost"] + (", over %d" % ag["over"] if ag["over"] else ""), "0")
+        self.check("%s: aion_agent_events_lost_total stays 0" % name,
+                   ag["events_lost"] == 0, "%d" % ag["events_lost"], "0")
         return out
 
     def db_budget(self, name, server, out):
@@ -1134,12 +1276,19 @@ class Bench:
     def summarise(self, section, name, param, per, note=""):
         base = per["baseline"]
         out = {}
+
+        def peer(rs):
+            """http-client: nginx's CPU per request (median), requests it received (sum)."""
+            if "peer_cpu_per_req_us" not in rs[0]:
+                return {}
+            return dict(peer_us=median(r["peer_cpu_per_req_us"] for r in rs),
+                        received=sum(r["received"] for r in rs))
         self.row(section=section, workload=name, variant="baseline",
                  param=param or "%d rounds" % len(base), rounds=len(base),
                  rps=median(r["rps"] for r in base), cpu_us=median(r["cpu_per_req_us"] for r in base),
                  sent=sum(r["requests"] for r in base),
                  socket_errors=sum(r["socket_errors"] for r in base),
-                 non2xx=sum(r["non2xx"] for r in base), note=note, **noise_med(base))
+                 non2xx=sum(r["non2xx"] for r in base), note=note, **dict(noise_med(base), **peer(base)))
         for variant in ("floor", "agent"):
             rs = per.get(variant)
             if not rs:
@@ -1156,17 +1305,23 @@ class Bench:
                      rss_mb=max(r["variant_rss_mb"] for r in rs),
                      sent=sum(r["requests"] for r in rs),
                      socket_errors=sum(r["socket_errors"] for r in rs),
-                     non2xx=sum(r["non2xx"] for r in rs), **noise_med(rs))
+                     non2xx=sum(r["non2xx"] for r in rs), **dict(noise_med(rs), **peer(rs)))
             s["note"] = ("%s%d rounds; per-round thr x %.3f..%.3f, cpu x %.3f..%.3f"
                          % (note + "; " if note else "", len(rs), min(thr), max(thr), min(cpu), max(cpu)))
             if variant == "agent":
                 s.update(counted=sum(r["counted"] for r in rs), lost=sum(r["lost"] for r in rs),
                          in_flight=sum(r["in_flight"] for r in rs),
                          events_lost=sum(r["events_lost"] for r in rs))
-                for k in ("closed", "client_counted", "client_lost", "db_errors"):
+                for k in ("closed", "client_counted", "client_lost", "db_errors", "over"):
                     if k in rs[0]:
                         s[k] = sum(r[k] for r in rs)
-                s["note"] += "; max in flight in a round %d" % max(r["in_flight"] for r in rs)
+                if "over" in s:
+                    s["note"] += ("; in flight (received by nginx, never read by wrk) per round %d..%d; counted beyond "
+                                  "sent %d; client requests without a response (status 0) %d"
+                                  % (min(r["in_flight"] for r in rs), max(r["in_flight"] for r in rs),
+                                     s["over"], s["closed"]))
+                else:
+                    s["note"] += "; max in flight in a round %d" % max(r["in_flight"] for r in rs)
                 if "client_counted" in s:
                     s["note"] += ("; client side counted %d (lost %d); server-side operations with an error_type %d"
                                   % (s["client_counted"], s["client_lost"], s["db_errors"]))
@@ -1293,7 +1448,7 @@ class Bench:
         self.agent_bin = os.path.abspath(a.agent)
         self.floor_bin = os.path.join(a.build, "bench", "aion-floor")
         self.go_bin = os.path.join(a.build, "bench", "goserver")
-        sel = set(a.only or ["nginx-tiny", "nginx-20k", "go", "pgbench", "redis", "series", "conns", "procs"])
+        sel = set(a.only or PARTS)
         if not a.only:
             # The database workloads are part of a full run when their
             # servers are installed (asked for with --only, they must be).
@@ -1312,6 +1467,10 @@ class Bench:
             lib.cleanup()
         if "go" in sel:
             self.workload("go-nethttp", lambda: GoServer(self.go_bin), "/")
+            lib.cleanup()
+        if "http-client" in sel:
+            self.workload("http-client", lambda: WrkClient(a.conns, a.threads), None,
+                          a.client_rounds, a.client_seconds)
             lib.cleanup()
         if "pgbench" in sel:
             self.workload("pgbench", PgServer, None)
@@ -1351,6 +1510,9 @@ class Bench:
                        % (sum(r["sent"] for r in sc), sum(r["counted"] for r in sc)), tot == 0, "lost %d" % tot, "0")
 
 
+PARTS = ["nginx-tiny", "nginx-20k", "go", "http-client", "pgbench", "redis", "series", "conns", "procs"]
+
+
 def build_tools(args):
     """Build the floor and the Go server (tests/bench/Makefile.inc)."""
     if not os.path.exists(os.path.join(args.build, "vmlinux.h")) or not os.path.exists(args.agent):
@@ -1386,10 +1548,11 @@ def budget_result(ok):
 
 
 def settings_text(a):
-    return ("rounds %d, %ds per round, wrk -t%d -c%d, warm-up %ds; scaling: %d rounds of %ds, series %s, "
-            "conns %s, workers %s; nothing pinned" % (a.rounds, a.seconds, a.threads, a.conns, a.warmup,
-                                             a.scale_rounds, a.scale_seconds, "/".join(map(str, a.series)),
-                                             "/".join(map(str, a.conn_counts)), "/".join(map(str, a.proc_counts))))
+    return ("rounds %d, %ds per round (http-client %d of %ds), wrk -t%d -c%d, warm-up %ds; scaling: %d rounds "
+            "of %ds, series %s, conns %s, workers %s; nothing pinned"
+            % (a.rounds, a.seconds, a.client_rounds, a.client_seconds, a.threads, a.conns, a.warmup, a.scale_rounds,
+               a.scale_seconds, "/".join(map(str, a.series)), "/".join(map(str, a.conn_counts)),
+               "/".join(map(str, a.proc_counts))))
 
 
 def int_list(s):
@@ -1405,6 +1568,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 2 s, short scaling")
     ap.add_argument("--rounds", type=int, default=None, help="rounds per variant (default 6)")
     ap.add_argument("--seconds", type=int, default=None, help="wrk seconds per round (default 5)")
+    ap.add_argument("--client-rounds", type=int, default=None,
+                    help="rounds per variant of http-client (default: --rounds when given, else 4; --quick 2)")
+    ap.add_argument("--client-seconds", type=int, default=None,
+                    help="wrk seconds per round of http-client (default: --seconds when given, else 3; --quick 2)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     ap.add_argument("--conns", type=int, default=50, help="wrk connections for the workloads (default 50)")
     ap.add_argument("--scale-seconds", type=int, default=None, help="wrk seconds per scaling point (default 5)")
@@ -1415,7 +1582,7 @@ def main():
     ap.add_argument("--conn-counts", type=int_list, default=[10, 1000, 10000])
     ap.add_argument("--proc-counts", type=int_list, default=[1, 100])
     ap.add_argument("--only", action="append",
-                    choices=["nginx-tiny", "nginx-20k", "go", "pgbench", "redis", "series", "conns", "procs"],
+                    choices=PARTS,
                     help="run only these parts (repeatable)")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before each round wait up to S s until no other BPF tracing link is attached (default 0: don't)")
@@ -1423,6 +1590,13 @@ def main():
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     VERBOSE = a.verbose
+    # http-client: fewer and shorter rounds than the others by default. Each
+    # agent round starts the agent, 5-15 s on 2 busy vCPUs (BPF verification),
+    # which dominates; the workload must add under 2 minutes to a full run.
+    if a.client_rounds is None:
+        a.client_rounds = a.rounds if a.rounds is not None else 2 if a.quick else 4
+    if a.client_seconds is None:
+        a.client_seconds = a.seconds if a.seconds is not None else 2 if a.quick else 3
     if a.rounds is None:
         a.rounds = 2 if a.quick else 6
     if a.seconds is None:
@@ -1436,8 +1610,8 @@ def main():
     a.scrapes = 3 if a.quick else 5
     a.series_seconds = 2 if a.quick else 3
     a.series_timeout = 60
-    if a.rounds < 1 or a.seconds < 1:
-        ap.error("--rounds and --seconds must be >= 1")
+    if min(a.rounds, a.seconds, a.client_rounds, a.client_seconds) < 1:
+        ap.error("--rounds, --seconds, --client-rounds and --client-seconds must be >= 1")
     a.build = os.path.abspath(a.build)
     a.csv = a.csv or os.path.join(a.build, "bench", "results.csv")
 
@@ -1486,13 +1660,15 @@ def report(info, a, bench, took, partial=False):
     out.write("settings: %s; took %.0f s%s\n" % (settings_text(a), took,
                                                "; INCOMPLETE (error or interrupted)" if partial else ""))
     out.write("srv us/req: CPU (utime+stime) of the server process(es) per wrk request (pgbench: of the "
-              "postmaster's whole process tree per transaction; redis: of redis-server per GET/SET executed); "
+              "postmaster's whole process tree per transaction; redis: of redis-server per GET/SET executed; "
+              "http-client: of the traced client, wrk, per request it completed; srv cpu is then wrk's); "
               "x columns: median of per-round agent/baseline (or floor/baseline) ratios; "
               "agt us/req: CPU of the agent (or floor) process per request; srv cpu: server CPUs busy; "
               "sent/counted: wrk requests (pgbench: its transactions; redis: the server's get+set calls) / "
-              "the agent's count (databases: server side); "
+              "the agent's count (databases: server side; http-client: its client-side 200s for nginx's port); "
               "inflt: responses the agent counted that wrk had not read at its deadline (sum over rounds, "
-              "each <= -c); other: CPUs kept busy by anything else on the host during the load (noise); "
+              "each <= -c; http-client: requests nginx received that wrk never read, counted by neither); "
+              "other: CPUs kept busy by anything else on the host during the load (noise); "
               "fgn: BPF tracing links attached by others during the round\n\n")
     print_table(bench.rows, out)
     out.write("\n")
