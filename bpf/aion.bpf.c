@@ -53,10 +53,69 @@ static __always_inline void syscall_args(struct sys_args *a, __u8 kind, __u8 wri
 
 /* ---- the data path ------------------------------------------------------ */
 
-/* Resolve the syscall's bytes into at most AION_MAX_IOV segments. */
+struct seg_ctx {
+	struct seg *segs;
+	__u8 *buf;
+	__u64 left;  /* load: bytes of the syscall not yet given to a segment;
+		      * copy: bytes to skip before copying */
+	__u32 dst;   /* copy: where the next byte goes in buf */
+	__u32 n;     /* load: segments that hold bytes; copy: bytes copied */
+};
+
+/* bpf_loop callback: cut segment i to the bytes the syscall moved. */
+static long clamp_seg(__u32 i, void *ctx)
+{
+	struct seg_ctx *x = ctx;
+	struct seg *sg;
+
+	if (i >= AION_MAX_IOV || !x->left)
+		return 1;
+	sg = &x->segs[i & (AION_MAX_IOV - 1)];
+	if (sg->len > x->left)
+		sg->len = x->left;
+	x->left -= sg->len;
+	x->n = i + 1;
+	return 0;
+}
+
+/* Resolve the syscall's bytes into at most AION_MAX_IOV segments: the
+ * iovecs are read straight into segs (struct iovec and struct seg have
+ * the same layout), then cut to the bytes the syscall moved. */
 static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg *segs)
 {
-	struct iovec iov[AION_MAX_IOV];
+	struct seg_ctx x = { .segs = segs, .left = ret };
+	struct user_msghdr mh;
+	__u64 iovp, n;
+
+	if (a->kind == IO_PLAIN) {
+		segs[0].ptr = a->ptr;
+		segs[0].len = ret;
+		return 1;
+	}
+	if (a->kind == IO_MSG) {
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a->ptr))
+			return 0;
+		iovp = (__u64)mh.msg_iov;
+		n = mh.msg_iovlen;
+	} else if (a->kind == IO_IOV) {
+		iovp = a->ptr;
+		n = a->cnt;
+	} else {
+		return 0;
+	}
+	if (n > AION_MAX_IOV)
+		n = AION_MAX_IOV;
+	if (!n || bpf_probe_read_user(segs, n * sizeof(struct seg), (void *)iovp))
+		return 0;
+	bpf_loop(n, clamp_seg, &x, 0);
+	return x.n;
+}
+
+/* The same for the database programs: the first AION_DB_IOV iovecs,
+ * unrolled (a loop callback here blows up their verification). */
+static __always_inline __u32 load_segs_db(struct sys_args *a, long ret, struct seg *segs)
+{
+	struct iovec iov[AION_DB_IOV];
 	struct user_msghdr mh;
 	__u64 iovp, n, left = ret, sz;
 	__u32 i, cnt = 0;
@@ -77,12 +136,11 @@ static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg 
 	} else {
 		return 0;
 	}
-	/* One copy for the iovecs that are looked at. */
-	sz = (n < AION_MAX_IOV ? n : AION_MAX_IOV) * sizeof(iov[0]);
+	sz = (n < AION_DB_IOV ? n : AION_DB_IOV) * sizeof(iov[0]);
 	if (!sz || sz > sizeof(iov) || bpf_probe_read_user(iov, sz, (void *)iovp))
 		return 0;
 #pragma unroll
-	for (i = 0; i < AION_MAX_IOV; i++) {
+	for (i = 0; i < AION_DB_IOV; i++) {
 		if (i >= n || !left)
 			break;
 		segs[i].ptr = (__u64)iov[i].iov_base;
@@ -93,15 +151,56 @@ static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg 
 	return cnt;
 }
 
+/* bpf_loop callback: copy what segment i holds of the bytes wanted. */
+static long copy_seg(__u32 i, void *ctx)
+{
+	struct seg_ctx *x = ctx;
+	struct seg *sg;
+	__u32 dst = x->dst;
+	__u64 n;
+
+	if (i >= AION_MAX_IOV || dst >= AION_WINDOW)
+		return 1;
+	sg = &x->segs[i & (AION_MAX_IOV - 1)];
+	if (x->left >= sg->len) {
+		x->left -= sg->len;
+		return 0;
+	}
+	n = sg->len - x->left;
+	if (n > AION_WINDOW - dst)
+		n = AION_WINDOW - dst;
+	if (n > AION_WINDOW)
+		n = AION_WINDOW;
+	if (bpf_probe_read_user(&x->buf[dst & (AION_WINDOW - 1)], n, (void *)(sg->ptr + x->left)))
+		return 1;
+	x->dst = dst + n;
+	x->n += n;
+	x->left = 0;
+	return 0;
+}
+
 /* Copy the syscall bytes [skip, skip + room) into buf at dst. */
 static __always_inline __u32 copy_segs(__u8 *buf, __u32 dst, struct seg *segs, __u32 nsegs,
 				       __u64 skip)
+{
+	struct seg_ctx x = { .segs = segs, .buf = buf, .left = skip, .dst = dst };
+
+	if (!nsegs)
+		return 0;
+	bpf_loop(nsegs, copy_seg, &x, 0);
+	return x.n;
+}
+
+/* The same over the first AION_DB_IOV segments, unrolled: the database
+ * programs, whose verification a loop callback here would blow up. */
+static __always_inline __u32 copy_segs_db(__u8 *buf, __u32 dst, struct seg *segs, __u32 nsegs,
+					  __u64 skip)
 {
 	__u32 i, copied = 0;
 	__u64 n;
 
 #pragma unroll
-	for (i = 0; i < AION_MAX_IOV; i++) {
+	for (i = 0; i < AION_DB_IOV; i++) {
 		if (i >= nsegs || dst >= AION_WINDOW)
 			break;
 		if (skip >= segs[i].len) {
@@ -150,6 +249,11 @@ static __always_inline void on_request(struct conn *c, __u32 tgid, struct aion_h
 	r->path_len = pl > AION_PATH_MAX ? AION_PATH_MAX : pl;
 	__builtin_memcpy(r->path, &buf[off & (AION_WINDOW - 1)], AION_PATH_MAX);
 	active_add(tgid, c->lport, 1);
+	{
+		struct tcp_sock *tp = (struct tcp_sock *)c->sk;
+
+		c->wseq = BPF_CORE_READ(tp, write_seq);
+	}
 }
 
 struct drain_ctx {
@@ -460,7 +564,9 @@ static __always_inline long scan_round_p(struct round_ctx *r, __u8 proto)
 		return 1;
 	s->total -= s->pos;
 	s->pos = 0;
-	s->len = copy_segs(s->buf, 0, w->segs, w->nsegs, w->base - w->carry);
+	s->len = proto == AION_PROTO_HTTP ?
+			 copy_segs(s->buf, 0, w->segs, w->nsegs, w->base - w->carry) :
+			 copy_segs_db(s->buf, 0, w->segs, w->nsegs, w->base - w->carry);
 	return s->len ? 0 : 1;
 }
 
@@ -491,7 +597,8 @@ static __always_inline struct aion_http_scan *load_window(struct conn *c, __u32 
 	if (!w)
 		return NULL;
 	s = &w->s;
-	w->nsegs = a->kind != IO_SENDFILE ? load_segs(a, ret, w->segs) : 0;
+	w->nsegs = a->kind == IO_SENDFILE ? 0 : all_segs ? load_segs_db(a, ret, w->segs) :
+		   load_segs(a, ret, w->segs);
 	w->base = 0;
 
 	carry = c->carry_len[dir & 1];
@@ -513,7 +620,8 @@ static __always_inline struct aion_http_scan *load_window(struct conn *c, __u32 
 	 * body is skipped by its length, never looked at; a later round loads
 	 * more when the framing needs it. Databases: every segment (a reply
 	 * written with writev is cut anywhere). */
-	s->len = carry + copy_segs(s->buf, carry, w->segs, all_segs ? w->nsegs : (w->nsegs ? 1 : 0), 0);
+	s->len = carry + (all_segs ? copy_segs_db(s->buf, carry, w->segs, w->nsegs, 0) :
+				     copy_segs(s->buf, carry, w->segs, w->nsegs ? 1 : 0, 0));
 	s->total = carry + ret;
 	s->pos = 0;
 	return s;
@@ -945,6 +1053,15 @@ int aion_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	/* A client may still have the response to read: its reads tell. */
 	if (!c || c->sk != skey || c->role == AION_ROLE_CLIENT)
 		return 0;
+	{
+		/* The server wrote since its last request started: a response
+		 * is on its way (the write's exit program may not have run
+		 * yet on another CPU). Its end, or the close, decides. */
+		struct tcp_sock *tp = (struct tcp_sock *)ctx->skaddr;
+
+		if (c->head != c->tail && BPF_CORE_READ(tp, write_seq) != c->wseq)
+			return 0;
+	}
 	conn_abort(c, k.tgid, bpf_ktime_get_ns(), 0, AION_ERR_CONN_CLOSED);
 	return 0;
 }

@@ -57,7 +57,8 @@ struct conn {
 	__u8  parse_len;   /* PG: text of the last Parse */
 	__u8  pooled;      /* counted in db_pool */
 	__u8  qlost;       /* an operation was dropped (queue full) since the last queued */
-	__u8  pad3[7];
+	__u8  pad3[3];
+	__u32 wseq;        /* server: the socket's write_seq when the last request started */
 	__u32 parse_hash;  /* PG: name hash of the last Parse */
 	__u8  laddr[16];   /* local and peer address, IPv4 as ::ffff:a.b.c.d */
 	__u8  raddr[16];

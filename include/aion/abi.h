@@ -8,7 +8,8 @@
 #define AION_PATH_MAX      64   /* first bytes of the request target kept */
 #define AION_QUEUE_DEPTH   8    /* pipelined requests in flight per connection */
 #define AION_WINDOW        1024 /* bytes of one syscall buffer that are parsed */
-#define AION_MAX_IOV       4    /* iovecs of readv/writev/sendmsg that are read */
+#define AION_MAX_IOV       64   /* iovecs of readv/writev/sendmsg that HTTP reads (power of 2) */
+#define AION_DB_IOV        4    /* ... and that the database parsers read */
 #define AION_BATCH         8    /* request records per ring-buffer record, at most */
 #define AION_BATCH_NS      20000000ULL /* a staged record waits at most this long for company */
 

@@ -39,7 +39,6 @@
 #define AION_CARRY       80   /* start-line bytes carried to the next syscall */
 #define AION_ROUNDS      16   /* scans per syscall: windows, or drains of full marks;
 			       * a header block must end within this many windows */
-#define AION_CHUNK_EXT   64   /* bytes of chunk extensions read past the size */
 
 /* Any byte of the scratch buffer; callers compare positions with len first. */
 #define AION_B(s, i) ((s)->buf[(i) & (AION_SCRATCH - 1)])
@@ -436,91 +435,6 @@ AION_UNROLL
 	return 0;
 }
 
-/* Handle the line that starts at window offset ls (just after a '\n'). */
-static __always_inline long aion_http_step_line(struct aion_http_scan *s, __u32 ls)
-{
-	struct aion_http_frame *f = &s->f;
-	__u8 c;
-	__s64 v;
-
-	if (ls >= s->len) {
-		/* The line starts with the next window or syscall. */
-		s->pos = ls;
-		f->state = AION_HF_LINE;
-		return 1;
-	}
-	c = AION_B(s, ls);
-	if (c == '\r' && ls + 1 >= s->len && aion_http_cut(s, ls, AION_HF_LINE))
-		return 1;
-	if ((c | 0x20) == 'c' && ls + 15 > s->len && aion_prefix_ci(s, ls, "content-length:", 15) &&
-	    aion_http_cut(s, ls, AION_HF_LINE))
-		return 1;
-	if ((c | 0x20) == 't' && ls + 18 > s->len && aion_prefix_ci(s, ls, "transfer-encoding:", 18) &&
-	    aion_http_cut(s, ls, AION_HF_LINE))
-		return 1;
-	if ((c | 0x20) == 'h' && s->want_host && ls + 5 > s->len && aion_prefix_ci(s, ls, "host:", 5) &&
-	    aion_http_cut(s, ls, AION_HF_LINE))
-		return 1;
-	if (c == '\r' && ls + 1 < s->len && AION_B(s, ls + 1) == '\n') {
-		aion_http_headers_done(s, ls + 2);
-		return 0;
-	}
-	if (c == '\n') {
-		aion_http_headers_done(s, ls + 1);
-		return 0;
-	}
-	if ((c | 0x20) == 'c' && aion_lit_ci(s, ls, "content-length:", 15)) {
-		v = aion_http_decimal(s, ls + 15);
-		if (aion_http_value_cut(s, ls + 15) && aion_http_cut(s, ls, AION_HF_LINE))
-			return 1;
-		if (v >= 0) {
-			f->clen = (__u64)v;
-			f->has_clen = 1;
-		}
-	} else if ((c | 0x20) == 'h' && s->want_host && aion_lit_ci(s, ls, "host:", 5)) {
-		__u32 q = ls + 5, i, n = 0;
-
-AION_UNROLL
-		for (i = 0; i < 4; i++) {
-			if (q < s->len && (AION_B(s, q) == ' ' || AION_B(s, q) == '\t'))
-				q++;
-		}
-		/* The value up to CR/LF/blank; what the window holds of it. */
-		for (i = 0; i < AION_PATH_MAX; i++) {
-			__u8 h;
-
-			if (q + i >= s->len)
-				break;
-			h = AION_B(s, q + i);
-			if (h == '\r' || h == '\n' || h == ' ' || h == '\t')
-				break;
-			n++;
-		}
-		if (q + n >= s->len && aion_http_cut(s, ls, AION_HF_LINE))
-			return 1;
-		if (n && f->open && s->nmarks < AION_MAX_MARKS) {
-			aion_http_mark(s, AION_MARK_HOST, 0, 0, q, 0);
-			s->marks[(s->nmarks - 1) & (AION_MAX_MARKS - 1)].pad = (__u16)n;
-		}
-	} else if ((c | 0x20) == 't' && aion_lit_ci(s, ls, "transfer-encoding:", 18)) {
-		__u32 q = ls + 18;
-		__u32 i;
-
-AION_UNROLL
-		for (i = 0; i < 4; i++) {
-			if (q < s->len && (AION_B(s, q) == ' ' || AION_B(s, q) == '\t'))
-				q++;
-		}
-		if (q + 7 > s->len && aion_prefix_ci(s, q, "chunked", 7) &&
-		    aion_http_cut(s, ls, AION_HF_LINE))
-			return 1;
-		if (aion_lit_ci(s, q, "chunked", 7))
-			f->chunked = 1;
-	}
-	s->pos = ls;
-	return 0;
-}
-
 #define AION_ONES  0x0101010101010101ULL
 #define AION_HIGHS 0x8080808080808080ULL
 #define AION_NLS   0x0a0a0a0a0a0a0a0aULL
@@ -568,6 +482,109 @@ AION_UNROLL
 	return AION_NO_NL;
 }
 
+/* The first '\n' in the 8 aligned words from p's (57 to 64 bytes): its
+ * offset, or AION_NO_NL with *end set when the window ends before. */
+static __always_inline __u32 aion_find_nl2(const struct aion_http_scan *s, __u32 p, int *end)
+{
+	__u32 q, next = 0;
+
+	q = aion_find_nl(s, p, &next);
+	if (q == AION_NO_NL && next < s->len)
+		q = aion_find_nl(s, next, &next);
+	*end = q == AION_NO_NL && next >= s->len;
+	return q;
+}
+
+/* Handle the line that starts at window offset ls (just after a '\n'). */
+static __always_inline long aion_http_step_line(struct aion_http_scan *s, __u32 ls)
+{
+	struct aion_http_frame *f = &s->f;
+	__u8 c;
+	__s64 v;
+
+	if (ls >= s->len) {
+		/* The line starts with the next window or syscall. */
+		s->pos = ls;
+		f->state = AION_HF_LINE;
+		return 1;
+	}
+	c = AION_B(s, ls);
+	if (c == '\r' && ls + 1 >= s->len && aion_http_cut(s, ls, AION_HF_LINE))
+		return 1;
+	if ((c | 0x20) == 'c' && ls + 15 > s->len && aion_prefix_ci(s, ls, "content-length:", 15) &&
+	    aion_http_cut(s, ls, AION_HF_LINE))
+		return 1;
+	if ((c | 0x20) == 't' && ls + 18 > s->len && aion_prefix_ci(s, ls, "transfer-encoding:", 18) &&
+	    aion_http_cut(s, ls, AION_HF_LINE))
+		return 1;
+	if ((c | 0x20) == 'h' && s->want_host && ls + 5 > s->len && aion_prefix_ci(s, ls, "host:", 5) &&
+	    aion_http_cut(s, ls, AION_HF_LINE))
+		return 1;
+	if (c == '\r' && ls + 1 < s->len && AION_B(s, ls + 1) == '\n') {
+		aion_http_headers_done(s, ls + 2);
+		return 0;
+	}
+	if (c == '\n') {
+		aion_http_headers_done(s, ls + 1);
+		return 0;
+	}
+	if ((c | 0x20) == 'c' && aion_lit_ci(s, ls, "content-length:", 15)) {
+		v = aion_http_decimal(s, ls + 15);
+		if (aion_http_value_cut(s, ls + 15) && aion_http_cut(s, ls, AION_HF_LINE))
+			return 1;
+		if (v >= 0) {
+			f->clen = (__u64)v;
+			f->has_clen = 1;
+		}
+	} else if ((c | 0x20) == 'h' && s->want_host && aion_lit_ci(s, ls, "host:", 5)) {
+		__u32 q = ls + 5, i, n = 0, e;
+		int end = 0;
+
+AION_UNROLL
+		for (i = 0; i < 4; i++) {
+			if (q < s->len && (AION_B(s, q) == ' ' || AION_B(s, q) == '\t'))
+				q++;
+		}
+		/* The value up to the end of the line (CR, blanks after it
+		 * dropped); not marked when the line is longer than we look. */
+		e = aion_find_nl2(s, q, &end);
+		if (end && aion_http_cut(s, ls, AION_HF_LINE))
+			return 1;
+		if (e != AION_NO_NL && e > q) {
+			n = e - q;
+AION_UNROLL
+			for (i = 0; i < 4; i++) {
+				__u8 h = AION_B(s, q + n - 1);
+
+				if (n && (h == '\r' || h == ' ' || h == '\t'))
+					n--;
+			}
+			if (n > AION_PATH_MAX)
+				n = AION_PATH_MAX;
+		}
+		if (n && f->open && s->nmarks < AION_MAX_MARKS) {
+			aion_http_mark(s, AION_MARK_HOST, 0, 0, q, 0);
+			s->marks[(s->nmarks - 1) & (AION_MAX_MARKS - 1)].pad = (__u16)n;
+		}
+	} else if ((c | 0x20) == 't' && aion_lit_ci(s, ls, "transfer-encoding:", 18)) {
+		__u32 q = ls + 18;
+		__u32 i;
+
+AION_UNROLL
+		for (i = 0; i < 4; i++) {
+			if (q < s->len && (AION_B(s, q) == ' ' || AION_B(s, q) == '\t'))
+				q++;
+		}
+		if (q + 7 > s->len && aion_prefix_ci(s, q, "chunked", 7) &&
+		    aion_http_cut(s, ls, AION_HF_LINE))
+			return 1;
+		if (aion_lit_ci(s, q, "chunked", 7))
+			f->chunked = 1;
+	}
+	s->pos = ls;
+	return 0;
+}
+
 /* Inside the header block: find the next '\n', up to 4 words per step. */
 static __always_inline long aion_http_step_headers(struct aion_http_scan *s)
 {
@@ -598,8 +615,8 @@ static __always_inline int aion_http_skip(struct aion_http_scan *s)
 	return 0;
 }
 
-/* "hex[;ext]CRLF": a chunk-size line. Extensions (up to AION_CHUNK_EXT
- * bytes) are skipped to the end of the line. */
+/* "hex[;ext]CRLF": a chunk-size line. Extensions (up to 56 bytes, as far
+ * as aion_find_nl2 looks) are skipped to the end of the line. */
 static __always_inline long aion_http_step_chunk_size(struct aion_http_scan *s)
 {
 	struct aion_http_frame *f = &s->f;
@@ -627,15 +644,14 @@ static __always_inline long aion_http_step_chunk_size(struct aion_http_scan *s)
 	c = p < s->len ? AION_B(s, p) : 0;
 	if (digits && digits < 10 && (c == ';' || c == ' ' || c == '\t')) {
 		/* Extensions: to the end of the line. */
-		for (i = 0; i < AION_CHUNK_EXT; i++) {
-			if (p + i >= s->len || AION_B(s, p + i) == '\n')
-				break;
-		}
-		if (i < AION_CHUNK_EXT && p + i < s->len) {
-			p += i + 1;
+		int end = 0;
+		__u32 q = aion_find_nl2(s, p, &end);
+
+		if (q != AION_NO_NL) {
+			p = q + 1;
 			goto sized;
 		}
-		if (p + i >= s->len && aion_http_cut(s, s->pos, AION_HF_CHUNK_SIZE))
+		if (end && aion_http_cut(s, s->pos, AION_HF_CHUNK_SIZE))
 			return 1;
 		digits = 0; /* too long: lose the framing */
 	}

@@ -10,7 +10,7 @@
  * server, S: server to client); the driver maps that to the traced
  * process's read/write side. Carry of AION_CARRY bytes per direction,
  * windows of at most `window` bytes (AION_WINDOW unless a test makes them
- * smaller) over a syscall of up to AION_MAX_IOV segments, AION_DB_ROUNDS
+ * smaller) over a syscall of up to AION_DB_IOV segments, AION_DB_ROUNDS
  * scans per syscall, marks drained after every scan, the queue of
  * AION_QUEUE_DEPTH operations, the events emitted: all as in the kernel.
  *
@@ -247,7 +247,7 @@ static __u32 dbsim_copy(__u8 *buf, __u32 dst, const struct dseg *segs, __u32 nse
 	__u32 i, copied = 0;
 	__u64 n;
 
-	for (i = 0; i < AION_MAX_IOV; i++) {
+	for (i = 0; i < AION_DB_IOV; i++) {
 		if (i >= nsegs || dst >= w)
 			break;
 		if (skip >= segs[i].n) {
