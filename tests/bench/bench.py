@@ -61,7 +61,11 @@ HIST_COUNT = "http_server_request_duration_seconds_count"
 HTTP_CLIENT_COUNT = "http_client_request_duration_seconds_count"
 LOST = "aion_agent_events_lost_total"
 SERIES = "aion_agent_series"   # histogram label sets held
-SERIES_PER_SET = 17              # sample lines per label set with the default buckets
+# Sample lines per HTTP server label set with the default buckets: the
+# duration histogram (14 buckets, +Inf, _sum, _count) and its two body-size
+# histograms (10 buckets, +Inf, _sum, _count each).
+SERIES_PER_SET = 17 + 2 * 13
+HISTS_PER_SET = 3                # aion_agent_series counts each histogram
 OVERFLOW = "aion_agent_series_overflow_total"
 DB_SERVER_COUNT = "db_server_operation_duration_seconds_count"
 DB_CLIENT_COUNT = "db_client_operation_duration_seconds_count"
@@ -839,6 +843,8 @@ class AgentRun:
         for m in _GAUGE_RE.finditer(body):
             k = m.group(1).decode()
             out[k] = out.get(k, 0.0) + float(m.group(2))
+        # Series as Prometheus counts them: every sample line.
+        out["__lines__"] = body.count(b"\n") - body.count(b"\n#") - (1 if body.startswith(b"#") else 0)
         return out
 
     def counts(self, s=None):
@@ -1335,8 +1341,8 @@ class Bench:
         results = {}
         for n in a.series:
             # A series is what Prometheus counts as one: a sample line. One
-            # histogram label set is SERIES_PER_SET of them (14 buckets,
-            # +Inf, _sum, _count), so n series need n / 17 label sets.
+            # HTTP label set is SERIES_PER_SET of them, so n series need about
+            # n / 43 label sets; the routes are driven until the body holds n.
             sets = max(1, -(-n // SERIES_PER_SET))
             say("scaling: %d series (%d label sets)" % (n, sets))
             script = os.path.join(lib.mkdtemp("bench-lua"), "routes.lua")   # cleanup() removes it
@@ -1362,7 +1368,7 @@ class Bench:
                     sent += r["requests"]
                     agent_cpu += r["variant_cpu"]
                     g = ag.gauges()
-                    if g.get(SERIES, 0) >= sets or time.monotonic() > deadline:
+                    if g.get("__lines__", 0) >= n or time.monotonic() > deadline:
                         break
                 rss = ag.rss_mb()
                 times = []
@@ -1379,7 +1385,7 @@ class Bench:
                 if ag:
                     ag.stop()
                 server.stop()
-            series = int(g.get(SERIES, 0)) * SERIES_PER_SET
+            series = int(g.get("__lines__", 0))
             row = dict(section="scale", workload="series", variant="agent", param="%d" % n,
                        agent_us=agent_cpu / sent * 1e6 if sent else float("nan"),
                        rss_mb=rss, sent=sent, events_lost=int(g.get(LOST, 0)), series=series,
@@ -1388,7 +1394,7 @@ class Bench:
                        note="%d label sets; --max-routes %d; RSS %.1f MB idle, %.1f MB with the series, %.1f MB after "
                             "%d scrapes (peak %.1f MB); a scrape: %.1f MB body, %.0f ms agent CPU; "
                             "scrape ms min..max %.1f..%.1f"
-                            % (series // SERIES_PER_SET, min(100000, max(2 * sets, 100)), idle_rss, rss, rss_after, a.scrapes, hwm,
+                            % (int(g.get(SERIES, 0)) // HISTS_PER_SET, min(100000, max(2 * sets, 100)), idle_rss, rss, rss_after, a.scrapes, hwm,
                                size / 1e6, scrape_cpu * 1000, min(times) * 1000, max(times) * 1000),
                        rps=median(r["rps"] for r in runs), **noise_med(runs))
             row["rss_after_mb"] = rss_after
