@@ -78,13 +78,33 @@ static long clamp_seg(__u32 i, void *ctx)
 	return 0;
 }
 
+/* The iovec array of a readv/writev/recvmsg/sendmsg: 0, or -1 when there
+ * is none to read. */
+static __always_inline int iov_array(struct sys_args *a, __u64 *iovp, __u64 *n)
+{
+	struct user_msghdr mh;
+
+	if (a->kind == IO_MSG) {
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a->ptr))
+			return -1;
+		*iovp = (__u64)mh.msg_iov;
+		*n = mh.msg_iovlen;
+		return 0;
+	}
+	if (a->kind == IO_IOV) {
+		*iovp = a->ptr;
+		*n = a->cnt;
+		return 0;
+	}
+	return -1;
+}
+
 /* Resolve the syscall's bytes into at most AION_MAX_IOV segments: the
  * iovecs are read straight into segs (struct iovec and struct seg have
  * the same layout), then cut to the bytes the syscall moved. */
 static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg *segs)
 {
 	struct seg_ctx x = { .segs = segs, .left = ret };
-	struct user_msghdr mh;
 	__u64 iovp, n;
 
 	if (a->kind == IO_PLAIN) {
@@ -92,17 +112,8 @@ static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg 
 		segs[0].len = ret;
 		return 1;
 	}
-	if (a->kind == IO_MSG) {
-		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a->ptr))
-			return 0;
-		iovp = (__u64)mh.msg_iov;
-		n = mh.msg_iovlen;
-	} else if (a->kind == IO_IOV) {
-		iovp = a->ptr;
-		n = a->cnt;
-	} else {
+	if (iov_array(a, &iovp, &n))
 		return 0;
-	}
 	if (n > AION_MAX_IOV)
 		n = AION_MAX_IOV;
 	if (!n || bpf_probe_read_user(segs, n * sizeof(struct seg), (void *)iovp))
@@ -116,7 +127,6 @@ static __always_inline __u32 load_segs(struct sys_args *a, long ret, struct seg 
 static __always_inline __u32 load_segs_db(struct sys_args *a, long ret, struct seg *segs)
 {
 	struct iovec iov[AION_DB_IOV];
-	struct user_msghdr mh;
 	__u64 iovp, n, left = ret, sz;
 	__u32 i, cnt = 0;
 
@@ -125,17 +135,8 @@ static __always_inline __u32 load_segs_db(struct sys_args *a, long ret, struct s
 		segs[0].len = ret;
 		return 1;
 	}
-	if (a->kind == IO_MSG) {
-		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a->ptr))
-			return 0;
-		iovp = (__u64)mh.msg_iov;
-		n = mh.msg_iovlen;
-	} else if (a->kind == IO_IOV) {
-		iovp = a->ptr;
-		n = a->cnt;
-	} else {
+	if (iov_array(a, &iovp, &n))
 		return 0;
-	}
 	sz = (n < AION_DB_IOV ? n : AION_DB_IOV) * sizeof(iov[0]);
 	if (!sz || sz > sizeof(iov) || bpf_probe_read_user(iov, sz, (void *)iovp))
 		return 0;
