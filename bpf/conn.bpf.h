@@ -137,7 +137,7 @@ static __always_inline __u64 rb_flags(void)
 		       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-/* Report request h of c as completed; the caller has claimed it. */
+/* Fill record e for request r of c. */
 static __always_inline void fill_http(struct aion_http_event *e, struct conn *c, __u32 tgid,
 				      struct aion_req *r, __u8 err, __u16 status, __u64 resp_body,
 				      __u64 now)
@@ -175,19 +175,18 @@ static __always_inline void stage_flush(struct stage *st)
 	st->n = 0;
 }
 
-/* Report request r of c as completed. */
-static __always_inline void emit_http_req(struct conn *c, __u32 tgid, struct aion_req *r,
-					  __u8 err, __u16 status, __u64 resp_body, __u64 now)
+/* Room for one 128-byte record: the next slot of this CPU's stage (*stp
+ * set), or, when a program this one interrupted is appending to the stage
+ * (a softirq, or aion_flush's IPI), space reserved in the ring (*stp
+ * NULL). NULL when the ring is full (counted). Hand it to record_done. */
+static __always_inline void *record_slot(struct stage **stp, __u64 now)
 {
-	struct aion_http_event *e;
-	struct stage *st;
 	__u32 zero = 0, n;
+	struct stage *st = bpf_map_lookup_elem(&stage, &zero);
+	void *e;
 
-	st = bpf_map_lookup_elem(&stage, &zero);
+	*stp = NULL;
 	if (st && !st->busy) {
-		/* busy: this program interrupted another one on this CPU in the
-		 * middle of its append (a softirq, or aion_flush's IPI); the
-		 * stage is not ours to touch, go straight to the ring. */
 		WRITE_ONCE(st->busy, 1);
 		n = st->n;
 		if (n >= AION_BATCH) {
@@ -196,20 +195,43 @@ static __always_inline void emit_http_req(struct conn *c, __u32 tgid, struct aio
 		}
 		if (!n)
 			st->first_ns = now;
-		fill_http(&st->ev[n & (AION_BATCH - 1)], c, tgid, r, err, status, resp_body, now);
-		st->n = n + 1;
-		if (n + 1 >= AION_BATCH || now - st->first_ns >= AION_BATCH_NS)
-			stage_flush(st);
-		WRITE_ONCE(st->busy, 0);
-		return;
+		*stp = st;
+		return &st->ev[n & (AION_BATCH - 1)];
 	}
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
+	e = bpf_ringbuf_reserve(&events, sizeof(struct aion_http_event), 0);
+	if (!e)
 		count(AION_CNT_EVENTS_LOST);
+	return e;
+}
+
+/* The record in the slot is filled: stage it (flushing a full or old
+ * stage) or submit it to the ring. */
+static __always_inline void record_done(struct stage *st, void *e, __u64 now)
+{
+	__u32 n;
+
+	if (!st) {
+		bpf_ringbuf_submit(e, rb_flags());
 		return;
 	}
+	n = st->n + 1;
+	st->n = n;
+	if (n >= AION_BATCH || now - st->first_ns >= AION_BATCH_NS)
+		stage_flush(st);
+	WRITE_ONCE(st->busy, 0);
+}
+
+/* Report request r of c as completed. */
+static __always_inline void emit_http_req(struct conn *c, __u32 tgid, struct aion_req *r,
+					  __u8 err, __u16 status, __u64 resp_body, __u64 now)
+{
+	struct stage *st;
+	struct aion_http_event *e = record_slot(&st, now);
+
+	if (!e)
+		return;
 	fill_http(e, c, tgid, r, err, status, resp_body, now);
-	bpf_ringbuf_submit(e, rb_flags());
+	record_done(st, e, now);
 }
 
 /* Report request h of c as completed; the caller has claimed it. */
@@ -264,35 +286,13 @@ static __always_inline void emit_db(struct conn *c, __u32 tgid, struct aion_req 
 				    __u32 stmt, __u8 op, const __u8 *etext, __u32 elen, __u64 now,
 				    __u32 n)
 {
-	struct aion_db_event *e;
 	struct stage *st;
-	__u32 zero = 0, k;
+	struct aion_db_event *e = record_slot(&st, now);
 
-	st = bpf_map_lookup_elem(&stage, &zero);
-	if (st && !st->busy) {
-		WRITE_ONCE(st->busy, 1);
-		k = st->n;
-		if (k >= AION_BATCH) {
-			stage_flush(st);
-			k = 0;
-		}
-		if (!k)
-			st->first_ns = now;
-		fill_db((struct aion_db_event *)&st->ev[k & (AION_BATCH - 1)], c, tgid, r, err, stmt, op,
-			etext, elen, now, n);
-		st->n = k + 1;
-		if (k + 1 >= AION_BATCH || now - st->first_ns >= AION_BATCH_NS)
-			stage_flush(st);
-		WRITE_ONCE(st->busy, 0);
+	if (!e)
 		return;
-	}
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(AION_CNT_EVENTS_LOST);
-		return;
-	}
 	fill_db(e, c, tgid, r, err, stmt, op, etext, elen, now, n);
-	bpf_ringbuf_submit(e, rb_flags());
+	record_done(st, e, now);
 }
 
 /* ---- db_client_connection_count ------------------------------------------ */
