@@ -159,6 +159,17 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 		c->nsize_buckets = nb;
 		return 0;
 	}
+	if (!strcmp(key, "tls")) {
+		if (!strcmp(value, "on") || !strcmp(value, "1") || !strcmp(value, "true") ||
+		    !strcmp(value, "yes"))
+			c->tls = 1;
+		else if (!strcmp(value, "off") || !strcmp(value, "0") || !strcmp(value, "false") ||
+			 !strcmp(value, "no"))
+			c->tls = -1;
+		else
+			return errf(err, n, "tls '%s' must be on or off", value);
+		return 0;
+	}
 	if (!strcmp(key, "max_connections")) {
 		if (parse_uint(value, 1 << 22, &v) || v < 64)
 			return errf(err, n, "max_connections '%s' must be a number from 64 to 4194304", value);
@@ -290,7 +301,7 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 		rc = config__set(c, key, val, msg, sizeof(msg));
 		if (rc == -ENOENT)
 			rc = errf(err, n, "%s:%d: unknown setting '%s' (listen, service_name, max_routes, "
-				  "max_connections, body_size_buckets, k8s_log_dir, or a [target] section)",
+				  "max_connections, body_size_buckets, k8s_log_dir, tls, or a [target] section)",
 				  name, lineno, key);
 		else if (rc)
 			rc = errf(err, n, "%s:%d: %s", name, lineno, msg);
@@ -347,6 +358,7 @@ int config__from_env(struct config *c, char *err, size_t n)
 		{ "AION_MAX_CONNECTIONS", "max_connections" },
 		{ "AION_BODY_SIZE_BUCKETS", "body_size_buckets" },
 		{ "AION_K8S_LOG_DIR", "k8s_log_dir" },
+		{ "AION_TLS", "tls" },
 	};
 	static const struct {
 		const char *env;
@@ -414,6 +426,8 @@ void config__merge(struct config *hi, struct config *lo)
 		hi->max_routes = lo->max_routes;
 	if (!hi->max_connections)
 		hi->max_connections = lo->max_connections;
+	if (!hi->tls)
+		hi->tls = lo->tls;
 	if (!hi->nsize_buckets) {
 		memcpy(hi->size_buckets, lo->size_buckets, sizeof(hi->size_buckets));
 		hi->nsize_buckets = lo->nsize_buckets;

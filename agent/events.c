@@ -17,6 +17,7 @@
 #include "procinfo.h"
 #include "procs.h"
 #include "targets.h"
+#include "tls.h"
 #include "route.h"
 #include "sql.h"
 #include <arpa/inet.h>
@@ -67,6 +68,7 @@ struct events {
 	struct aggregate *agg;
 	struct procs *procs;
 	struct targets *targets;
+	struct tls *tls;
 	const char *const *exe_paths;
 	unsigned nexe_paths;
 	struct ring_buffer *rb;
@@ -168,7 +170,8 @@ static int on_http_client(struct events *ev, const struct aion_http_event *e)
 	strbuf__printf(b, "%s,http_request_method=\"%s\",http_response_status_code=\"%u\",server_address=\"",
 		       svc->labels, method, st);
 	strbuf__label_value(b, addr);
-	strbuf__printf(b, "\",server_port=\"%u\",url_scheme=\"http\",error_type=\"%s\"", e->server_port, err);
+	strbuf__printf(b, "\",server_port=\"%u\",url_scheme=\"%s\",error_type=\"%s\"", e->server_port,
+		       e->flags & AION_HTTP_TLS ? "https" : "http", err);
 	procs__unlock(ev->procs);
 	if (!b->oom)
 		aggregate__http_client(ev->agg, b->buf,
@@ -194,7 +197,7 @@ static int on_http(struct events *ev, const struct aion_http_event *e)
 	smp.status = e->status;
 	smp.route = route;
 	smp.server_port = e->server_port;
-	smp.scheme = "http";
+	smp.scheme = e->flags & AION_HTTP_TLS ? "https" : "http";
 	smp.error_type = "";
 	smp.body_flags = AGG_BODY_REQ | AGG_BODY_RESP;
 	smp.req_body = e->req_body;
@@ -240,6 +243,13 @@ static void on_proc(struct events *ev, const struct aion_proc_event *p)
 	case AION_EV_PROC_LISTEN:
 		snprintf(why, sizeof(why), "listens on port %u", p->port);
 		procs__add_named(ev->procs, p->tgid, p->gen, p->service_id, why, name);
+		/* Traced from now on, with its libraries already mapped. */
+		if (ev->tls)
+			tls__scan_pid(ev->tls, (int)p->tgid);
+		break;
+	case AION_EV_PROC_MAP:
+		if (ev->tls)
+			tls__on_map(ev->tls, (int)p->tgid, p->cpu_user_ns, (__u32)p->cpu_system_ns);
 		break;
 	case AION_EV_PROC_EXIT:
 		if (p->flags & AION_PROC_EXECED)
@@ -251,6 +261,8 @@ static void on_proc(struct events *ev, const struct aion_proc_event *p)
 	case AION_EV_PROC_EXEC_OTHER:
 		if (ev->targets)
 			targets__on_exec(ev->targets, (int)p->tgid);
+		if (ev->tls)
+			tls__scan_pid(ev->tls, (int)p->tgid);
 		break;
 	}
 }
@@ -538,6 +550,7 @@ struct events *events__new(const struct events_opts *o)
 		goto fail;
 	}
 	ev->targets = o->targets;
+	ev->tls = o->tls;
 	ev->exe_paths = o->exe_paths;
 	ev->nexe_paths = o->nexe_paths;
 	ev->ncpus = libbpf_num_possible_cpus();
@@ -817,5 +830,5 @@ int events__render(struct events *ev, struct strbuf *out)
 		(unsigned long long)counter_sum(cfd, AION_CNT_PROC_LOST),
 		(unsigned long long)counter_sum(cfd, AION_CNT_QUEUE_FULL),
 		(unsigned long long)counter_sum(cfd, AION_CNT_ADOPTED));
-	return out->oom ? -ENOMEM : 0;
+	return tls__render(ev->tls, out, counter_sum(cfd, AION_CNT_TLS_NO_SOCKET));
 }

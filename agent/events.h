@@ -9,6 +9,7 @@
 #include "procs.h"
 #include "strbuf.h"
 #include "targets.h"
+#include "tls.h"
 
 struct aion_bpf;
 struct events;
@@ -18,6 +19,7 @@ struct events_opts {
 	struct aggregate *agg;
 	struct procs *procs;      /* identities and the process registry */
 	struct targets *targets;  /* asked about execs of other files */
+	struct tls *tls;          /* told about files mapped executable; NULL: no TLS */
 	/* By service id: the --exe path of that selector, else NULL (for the
 	 * "instrumented: exec of PATH" log line). */
 	const char *const *exe_paths;

@@ -96,6 +96,28 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 	bpf_program__set_autoattach(skel->progs.aion_pg, false);
 	bpf_program__set_autoattach(skel->progs.aion_mysql, false);
 	bpf_program__set_autoattach(skel->progs.aion_redis, false);
+	{
+		/* TLS: the uprobes are attached per library file (tls.c); the
+		 * plaintext programs are reached by tail calls. */
+		struct bpf_program *tls[] = {
+			skel->progs.aion_ssl_read, skel->progs.aion_ssl_write,
+			skel->progs.aion_ssl_read_ex, skel->progs.aion_ssl_write_ex,
+			skel->progs.aion_tls_handshake, skel->progs.aion_gnutls_recv,
+			skel->progs.aion_gnutls_send, skel->progs.aion_tls_free,
+			skel->progs.aion_tls_ret, skel->progs.aion_tls_data,
+			skel->progs.aion_tls_pg, skel->progs.aion_tls_mysql,
+			skel->progs.aion_tls_redis,
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(tls) / sizeof(tls[0]); i++) {
+			bpf_program__set_autoattach(tls[i], false);
+			if (o->no_tls)
+				bpf_program__set_autoload(tls[i], false);
+		}
+		if (o->no_tls)
+			bpf_program__set_autoload(skel->progs.aion_exit_mmap, false);
+	}
 	if (o->max_connections) {
 		bpf_map__set_max_entries(skel->maps.conns, o->max_connections);
 		bpf_map__set_max_entries(skel->maps.socks, o->max_connections);
@@ -126,6 +148,29 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 			if (bpf_map_update_elem(bpf_map__fd(skel->maps.data_prog), &i, &pfd, BPF_ANY)) {
 				err = -errno;
 				fprintf(stderr, "loader: cannot install the data-path programs: %s\n",
+					strerror(-err));
+				goto fail;
+			}
+		}
+	}
+	if (!o->no_tls) {
+		struct bpf_program *progs[] = {
+			[0] = skel->progs.aion_tls_data,
+			[AION_PROTO_PG] = skel->progs.aion_tls_pg,
+			[AION_PROTO_MYSQL] = skel->progs.aion_tls_mysql,
+			[AION_PROTO_REDIS] = skel->progs.aion_tls_redis,
+		};
+		__u32 i;
+
+		for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+			int pfd;
+
+			if (!progs[i])
+				continue;
+			pfd = bpf_program__fd(progs[i]);
+			if (bpf_map_update_elem(bpf_map__fd(skel->maps.tls_prog), &i, &pfd, BPF_ANY)) {
+				err = -errno;
+				fprintf(stderr, "loader: cannot install the TLS data-path programs: %s\n",
 					strerror(-err));
 				goto fail;
 			}

@@ -12,6 +12,7 @@ struct loader_opts {
 	bool trace_all;
 	__u32 max_connections; /* 0: default */
 	bool verbose;          /* pass libbpf's debug output through */
+	bool no_tls;           /* leave the TLS-library programs out */
 };
 
 /* Check what the kernel side needs before trying; one line on failure. */

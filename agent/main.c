@@ -22,6 +22,7 @@
 #include "procinfo.h"
 #include "procs.h"
 #include "targets.h"
+#include "tls.h"
 
 #ifndef AION_VERSION
 #define AION_VERSION "0.1.0"
@@ -58,13 +59,16 @@ static const char usage[] =
 "                       0,32,64,128,256,512,1024,2048,4096,8192)\n"
 "  --k8s-log-dir DIR    where kubelet's container log links name pods\n"
 "                       (default /var/log/containers)\n"
+"  --no-tls             do not attach uprobes to TLS libraries (OpenSSL,\n"
+"                       GnuTLS): HTTPS and TLS database traffic is then not\n"
+"                       measured (default: TLS is traced)\n"
 "  --verbose            print libbpf's messages (the verifier's log on failure)\n"
 "  -h, --help           print this help and exit\n"
 "  --version            print the version and exit\n"
 "\n"
 "Environment: AION_CONFIG, AION_PID, AION_EXE, AION_PORT (comma-separated),\n"
 "AION_ALL=1, AION_LISTEN, AION_SERVICE_NAME, AION_MAX_ROUTES,\n"
-"AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR.\n"
+"AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR, AION_TLS=off.\n"
 "\n"
 "Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and a kernel with BTF.\n"
 "Example: sudo aion-agent --exe /usr/sbin/nginx && curl -s localhost:9090/metrics\n";
@@ -107,7 +111,7 @@ static void flag_error(const char *err)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_PID = 256, O_EXE, O_PORT, O_ALL, O_CONFIG, O_LISTEN, O_SVC, O_ROUTES, O_CONNS,
-	       O_K8S, O_SIZES, O_VERBOSE, O_VERSION };
+	       O_K8S, O_SIZES, O_VERBOSE, O_VERSION, O_NO_TLS };
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "exe", required_argument, NULL, O_EXE },
@@ -121,6 +125,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "k8s-log-dir", required_argument, NULL, O_K8S },
 		{ "body-size-buckets", required_argument, NULL, O_SIZES },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
+		{ "no-tls", no_argument, NULL, O_NO_TLS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{},
@@ -165,6 +170,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case O_VERBOSE:
 			o->verbose = 1;
+			break;
+		case O_NO_TLS:
+			o->cfg.tls = -1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -286,6 +294,7 @@ int main(int argc, char **argv)
 	const char *exe_paths[CONFIG_MAX_SELECTORS + 1] = {};
 	struct aion_bpf *skel = NULL;
 	struct targets *tg = NULL;
+	struct tls *tls = NULL;
 	struct expo *expo = NULL;
 	struct sigaction sa = {};
 	int err, i;
@@ -355,6 +364,7 @@ int main(int argc, char **argv)
 	lopts.trace_all = opt.all;
 	lopts.max_connections = cfg->max_connections;
 	lopts.verbose = opt.verbose;
+	lopts.no_tls = cfg->tls < 0;
 	skel = loader__start(&lopts);
 	if (!skel) {
 		err = -errno;
@@ -371,6 +381,14 @@ int main(int argc, char **argv)
 		err = -errno;
 		goto cleanup;
 	}
+	if (cfg->tls >= 0) {
+		tls = tls__new(skel);
+		if (!tls) {
+			err = -errno;
+			goto cleanup;
+		}
+	}
+	vopts.tls = tls;
 	vopts.skel = skel;
 	vopts.agg = agent.agg;
 	vopts.procs = agent.procs;
@@ -415,6 +433,15 @@ int main(int argc, char **argv)
 		if (err)
 			goto cleanup;
 	}
+	if (tls) {
+		/* TLS libraries of what runs now (later ones are reported by
+		 * the kernel as they are mapped), and --exe binaries with TLS
+		 * linked in. */
+		for (i = 0; i < cfg->nsel; i++)
+			if (cfg->sel[i].kind == SEL_EXE)
+				tls__add_exe(tls, cfg->sel[i].exe);
+		tls__scan_targets(tls, opt.all);
+	}
 	fprintf(stderr, "aion-agent: ready: tracing %s, metrics on http://%s/metrics\n",
 		opt.all ? "every process" : "the selected processes", cfg->listen);
 	expo__set_ready(expo, 1);
@@ -434,6 +461,7 @@ cleanup:
 	expo__set_ready(expo, 0);
 	expo__stop(expo);
 	/* Detach before freeing what the render callback reads. */
+	tls__free(tls);
 	loader__stop(skel);
 	skel = NULL;
 	events__free(agent.ev);

@@ -32,10 +32,12 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define SYSCALL_ARG1(r) ((r)->di)
 #define SYSCALL_ARG2(r) ((r)->si)
 #define SYSCALL_ARG3(r) ((r)->dx)
+#define SYSCALL_ARG5(r) ((r)->r8)
 #elif defined(__TARGET_ARCH_arm64)
 #define SYSCALL_ARG1(r) ((r)->orig_x0)
 #define SYSCALL_ARG2(r) ((r)->regs[1])
 #define SYSCALL_ARG3(r) ((r)->regs[2])
+#define SYSCALL_ARG5(r) ((r)->regs[4])
 #else
 #error "aion: syscall argument registers are not defined for this architecture"
 #endif
@@ -705,7 +707,8 @@ static __always_inline void on_data(struct conn *c, __u32 tgid, struct sys_args 
  * responses is the server. Until then nothing is parsed; a few bytes that
  * do not tell yet are carried to the next syscall. Returns the protocol,
  * or 0 when nothing is to be parsed now. */
-static __always_inline __u8 detect(struct conn *c, __u32 tgid, struct sys_args *a, long ret)
+static __always_inline __u8 detect(struct conn *c, __u32 tgid, struct sys_args *a, long ret,
+				   int tls)
 {
 	struct round_ctx r = {};
 	struct aion_http_scan *s = load_window(c, tgid, a, ret, &r, 1);
@@ -713,6 +716,12 @@ static __always_inline __u8 detect(struct conn *c, __u32 tgid, struct sys_args *
 
 	if (!s)
 		return 0;
+	if (!tls && aion_tls_record(s)) {
+		/* Ciphertext of a library not (yet) probed: never parsed. */
+		c->tls |= CONN_TLS_CIPHER;
+		c->carry_len[dir & 1] = 0;
+		return 0;
+	}
 	p = aion_detect(s, &req);
 	if (!p) {
 		if (s->len == s->total && s->len < 16) {
@@ -748,22 +757,60 @@ struct {
 	__type(value, __u32);
 } data_prog SEC(".maps");
 
-SEC("tracepoint")
-int aion_data(struct trace_event_raw_sys_exit *ctx)
+/* The TLS twins of data_prog, for the uprobe-type programs (a tail call
+ * stays within one program type). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, AION_PROTO_NONE);
+	__type(key, __u32);
+	__type(value, __u32);
+} tls_prog SEC(".maps");
+
+/* The bytes to parse: a syscall's (arguments from its registers, length
+ * from the tracepoint) or a TLS call's plaintext (staged in scratch). */
+static __always_inline void io_args(void *ctx, struct work *w, struct sys_args *a, long *ret,
+				    int tls)
+{
+	if (tls) {
+		*a = w->targs;
+		*ret = w->tret;
+	} else {
+		syscall_args(a, w->io_kind, w->io_write);
+		*ret = ((struct trace_event_raw_sys_exit *)ctx)->ret;
+	}
+}
+
+/* The first plaintext of a connection: the parse state is the library's
+ * from now on; whatever the syscalls framed before (a PostgreSQL
+ * SSLRequest, a MySQL greeting) starts over. */
+static __always_inline void tls_take(struct conn *c, __u32 tgid)
+{
+	if (c->tls & CONN_TLS_PLAIN)
+		return;
+	pool_close(c, tgid);
+	c->tls = CONN_TLS_CIPHER | CONN_TLS_PLAIN;
+	c->proto = AION_PROTO_UNKNOWN;
+	c->tries = 0;
+	c->carry_len[0] = c->carry_len[1] = 0;
+	__builtin_memset(&c->fr, 0, sizeof(c->fr));
+	c->head = c->tail;
+}
+
+static __always_inline int data_main(void *ctx, int tls)
 {
 	struct sys_args a;
 	struct conn_key k;
 	struct conn *c;
 	struct work *w;
 	__u32 zero = 0;
-	long ret = ctx->ret;
+	long ret;
 	__u8 p;
 
 	w = bpf_map_lookup_elem(&scratch, &zero);
 	if (!w)
 		return 0;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	syscall_args(&a, w->io_kind, w->io_write);
+	io_args(ctx, w, &a, &ret, tls);
 	k.fd = a.fd;
 	c = bpf_map_lookup_elem(&conns, &k);
 	if (!c) {
@@ -774,6 +821,10 @@ int aion_data(struct trace_event_raw_sys_exit *ctx)
 			return 0;
 		count(AION_CNT_ADOPTED);
 	}
+	if (tls)
+		tls_take(c, k.tgid);
+	else if (w->in_tls)
+		c->tls |= CONN_TLS_CIPHER;
 	if (ret <= 0) {
 		/* A read that saw the end of the stream, a reset or a timeout:
 		 * for a client, end-of-file also ends a response delimited
@@ -784,64 +835,287 @@ int aion_data(struct trace_event_raw_sys_exit *ctx)
 				   ret == -ETIMEDOUT ? AION_ERR_TIMEOUT : AION_ERR_CONN_CLOSED);
 		return 0;
 	}
+	if (!tls && c->tls)
+		return 0; /* ciphertext */
 	p = c->proto;
 	if (p == AION_PROTO_UNKNOWN)
-		p = detect(c, k.tgid, &a, ret);
+		p = detect(c, k.tgid, &a, ret, tls);
 	if (p == AION_PROTO_HTTP) {
 		on_data(c, k.tgid, &a, ret, AION_PROTO_HTTP);
 		return 0;
 	}
 	if (p == AION_PROTO_PG || p == AION_PROTO_MYSQL || p == AION_PROTO_REDIS) {
 		w->key = k;
-		bpf_tail_call(ctx, &data_prog, p);
+		if (tls)
+			bpf_tail_call(ctx, &tls_prog, p);
+		else
+			bpf_tail_call(ctx, &data_prog, p);
 	}
 	return 0;
 }
 
-static __always_inline int db_data(struct trace_event_raw_sys_exit *ctx, __u8 proto)
+SEC("tracepoint")
+int aion_data(struct trace_event_raw_sys_exit *ctx)
+{
+	return data_main(ctx, 0);
+}
+
+static __always_inline int db_data(void *ctx, __u8 proto, int tls)
 {
 	struct sys_args a;
 	struct conn *c;
 	struct work *w;
 	__u32 zero = 0;
+	long ret;
 
 	w = bpf_map_lookup_elem(&scratch, &zero);
 	if (!w)
 		return 0;
-	syscall_args(&a, w->io_kind, w->io_write);
+	io_args(ctx, w, &a, &ret, tls);
 	c = bpf_map_lookup_elem(&conns, &w->key);
 	if (!c || c->proto != proto)
 		return 0;
-	on_data(c, w->key.tgid, &a, ctx->ret, proto);
+	on_data(c, w->key.tgid, &a, ret, proto);
 	return 0;
 }
 
 SEC("tracepoint")
 int aion_pg(struct trace_event_raw_sys_exit *ctx)
 {
-	return db_data(ctx, AION_PROTO_PG);
+	return db_data(ctx, AION_PROTO_PG, 0);
 }
 
 SEC("tracepoint")
 int aion_mysql(struct trace_event_raw_sys_exit *ctx)
 {
-	return db_data(ctx, AION_PROTO_MYSQL);
+	return db_data(ctx, AION_PROTO_MYSQL, 0);
 }
 
 SEC("tracepoint")
 int aion_redis(struct trace_event_raw_sys_exit *ctx)
 {
-	return db_data(ctx, AION_PROTO_REDIS);
+	return db_data(ctx, AION_PROTO_REDIS, 0);
+}
+
+/* ---- TLS libraries: plaintext at the library's API ----------------------
+ *
+ * Uprobes on SSL_read/SSL_write(_ex)/SSL_do_handshake (OpenSSL, BoringSSL)
+ * and gnutls_record_recv/gnutls_record_send/gnutls_handshake (GnuTLS),
+ * attached once per library file. The entry notes the call per thread;
+ * the syscalls made inside it tell its socket (and are ciphertext, left
+ * alone); the return hands the plaintext to the same parsers as the
+ * syscalls, on the same connection entry. */
+
+static __always_inline int tls_enter(struct pt_regs *ctx, __u8 op, int ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call t = {};
+
+	if (!is_target(id >> 32))
+		return 0;
+	t.ssl = PT_REGS_PARM1(ctx);
+	t.buf = PT_REGS_PARM2(ctx);
+	t.lenp = ex ? PT_REGS_PARM4(ctx) : 0;
+	t.fd = -1;
+	t.op = op;
+	bpf_map_update_elem(&tls_calls, &id, &t, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int aion_ssl_read(struct pt_regs *ctx)
+{
+	return tls_enter(ctx, TLS_READ, 0);
+}
+
+SEC("uprobe")
+int aion_ssl_write(struct pt_regs *ctx)
+{
+	return tls_enter(ctx, TLS_WRITE, 0);
+}
+
+SEC("uprobe")
+int aion_ssl_read_ex(struct pt_regs *ctx)
+{
+	return tls_enter(ctx, TLS_READ, 1);
+}
+
+SEC("uprobe")
+int aion_ssl_write_ex(struct pt_regs *ctx)
+{
+	return tls_enter(ctx, TLS_WRITE, 1);
+}
+
+SEC("uprobe")
+int aion_tls_handshake(struct pt_regs *ctx)
+{
+	return tls_enter(ctx, TLS_HANDSHAKE, 0);
+}
+
+SEC("uprobe")
+int aion_gnutls_recv(struct pt_regs *ctx)
+{
+	return tls_enter(ctx, TLS_READ | TLS_WIDE, 0);
+}
+
+SEC("uprobe")
+int aion_gnutls_send(struct pt_regs *ctx)
+{
+	return tls_enter(ctx, TLS_WRITE | TLS_WIDE, 0);
+}
+
+/* SSL_free / gnutls_deinit: the session's socket is forgotten. */
+SEC("uprobe")
+int aion_tls_free(struct pt_regs *ctx)
+{
+	struct tls_sock_key k = {};
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (!is_target(id >> 32))
+		return 0;
+	k.ssl = PT_REGS_PARM1(ctx);
+	k.tgid = id >> 32;
+	bpf_map_delete_elem(&tls_socks, &k);
+	return 0;
+}
+
+SEC("uretprobe")
+int aion_tls_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid(), n = 0;
+	struct tls_sock_key k = {};
+	struct tls_call *t, call;
+	struct work *w;
+	__u32 zero = 0;
+	__s32 *fdp;
+	long ret;
+
+	t = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!t)
+		return 0;
+	call = *t;
+	bpf_map_delete_elem(&tls_calls, &id);
+	ret = call.op & TLS_WIDE ? (long)PT_REGS_RC(ctx) : (long)(int)PT_REGS_RC(ctx);
+	k.ssl = call.ssl;
+	k.tgid = id >> 32;
+	if (call.fd >= 0) {
+		fdp = bpf_map_lookup_elem(&tls_socks, &k);
+		if (!fdp || *fdp != call.fd)
+			bpf_map_update_elem(&tls_socks, &k, &call.fd, BPF_ANY);
+	} else {
+		fdp = bpf_map_lookup_elem(&tls_socks, &k);
+		if (!fdp) {
+			if ((call.op & 3) != TLS_HANDSHAKE && ret > 0)
+				count(AION_CNT_TLS_NO_SOCKET);
+			return 0;
+		}
+		call.fd = *fdp;
+	}
+	if ((call.op & 3) == TLS_HANDSHAKE)
+		return 0;
+	if (call.lenp) {
+		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.lenp))
+			return 0;
+		ret = (long)n;
+	}
+	if (ret <= 0)
+		return 0;
+	w = bpf_map_lookup_elem(&scratch, &zero);
+	if (!w)
+		return 0;
+	w->targs.ptr = call.buf;
+	w->targs.cnt = ret;
+	w->targs.fd = call.fd;
+	w->targs.kind = IO_PLAIN;
+	w->targs.write = (call.op & 3) == TLS_WRITE;
+	w->targs.pad = 0;
+	w->tret = ret;
+	bpf_tail_call(ctx, &tls_prog, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int aion_tls_data(struct pt_regs *ctx)
+{
+	return data_main(ctx, 1);
+}
+
+SEC("uprobe")
+int aion_tls_pg(struct pt_regs *ctx)
+{
+	return db_data(ctx, AION_PROTO_PG, 1);
+}
+
+SEC("uprobe")
+int aion_tls_mysql(struct pt_regs *ctx)
+{
+	return db_data(ctx, AION_PROTO_MYSQL, 1);
+}
+
+SEC("uprobe")
+int aion_tls_redis(struct pt_regs *ctx)
+{
+	return db_data(ctx, AION_PROTO_REDIS, 1);
+}
+
+/* A traced process mapped a file executable (ld.so, dlopen): report each
+ * file once, so that the agent finds TLS libraries loaded late. */
+SEC("tracepoint/syscalls/sys_exit_mmap")
+int aion_exit_mmap(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task;
+	struct pt_regs *regs;
+	struct aion_file_key k = {};
+	struct file *f;
+	__u8 one = 1;
+	int fd;
+
+	if (!is_target(tgid) || (ctx->ret < 0 && ctx->ret > -4096))
+		return 0;
+	task = bpf_get_current_task_btf();
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!(SYSCALL_ARG3(regs) & 4 /* PROT_EXEC */))
+		return 0;
+	fd = (int)SYSCALL_ARG5(regs);
+	f = fd_to_file(fd);
+	if (!f)
+		return 0;
+	k.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	k.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	if (bpf_map_lookup_elem(&exec_files, &k))
+		return 0;
+	bpf_map_update_elem(&exec_files, &k, &one, BPF_ANY);
+	{
+		struct proc_note n = { .kind = AION_EV_PROC_MAP, .tgid = tgid };
+
+		proc_notice_file(&n, task, k.ino, k.dev);
+	}
+	return 0;
 }
 
 static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx, __u8 kind, __u8 write)
 {
-	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0, tgid = id >> 32;
 	long ret = ctx->ret;
 	struct work *w;
+	__u8 in_tls = 0;
 
 	if (!is_target(tgid))
 		return 0;
+	if (tls_on) {
+		/* Inside a TLS call: this is its socket, and ciphertext. */
+		struct tls_call *t = bpf_map_lookup_elem(&tls_calls, &id);
+
+		if (t) {
+			struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(
+				bpf_get_current_task_btf());
+
+			t->fd = (__s32)SYSCALL_ARG1(regs);
+			in_tls = 1;
+		}
+	}
 	if (ret < 0 && ret != -ECONNRESET && ret != -ETIMEDOUT)
 		return 0; /* EAGAIN and friends: nothing moved */
 	w = bpf_map_lookup_elem(&scratch, &zero);
@@ -849,6 +1123,7 @@ static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx, __u8 ki
 		return 0;
 	w->io_kind = kind;
 	w->io_write = write;
+	w->in_tls = in_tls;
 	bpf_tail_call(ctx, &data_prog, 0);
 	return 0;
 }

@@ -24,17 +24,15 @@ static __always_inline int is_target(__u32 tgid)
 }
 
 
-/* The struct sock behind fd of the current task, or NULL when fd is not a
- * socket. Reads the task's fd table as DESIGN.md describes. */
-static __always_inline struct sock *fd_to_sock(__u32 fd)
+/* The struct file behind fd of the current task, or NULL. Reads the
+ * task's fd table as DESIGN.md describes. */
+static __always_inline struct file *fd_to_file(__u32 fd)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct fdtable *fdt;
 	struct file **fds;
 	struct file *f = NULL;
-	struct socket *sock;
 	unsigned int max;
-	umode_t mode;
 
 	fdt = BPF_CORE_READ(task, files, fdt);
 	if (!fdt)
@@ -43,7 +41,20 @@ static __always_inline struct sock *fd_to_sock(__u32 fd)
 	if (fd >= max)
 		return NULL;
 	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+/* The struct sock behind fd of the current task, or NULL when fd is not a
+ * socket. */
+static __always_inline struct sock *fd_to_sock(__u32 fd)
+{
+	struct file *f = fd_to_file(fd);
+	struct socket *sock;
+	umode_t mode;
+
+	if (!f)
 		return NULL;
 	mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
@@ -156,7 +167,8 @@ static __always_inline void fill_http(struct aion_http_event *e, struct conn *c,
 	e->req_body = r->body;
 	e->resp_body = resp_body;
 	e->path_len = r->path_len;
-	e->flags = c->role == AION_ROLE_CLIENT ? r->count & (AION_HTTP_HOST | AION_HTTP_CONNECT) : 0;
+	e->flags = (c->role == AION_ROLE_CLIENT ? r->count & (AION_HTTP_HOST | AION_HTTP_CONNECT) : 0) |
+		   (c->tls & CONN_TLS_PLAIN ? AION_HTTP_TLS : 0);
 	e->pad[0] = e->pad[1] = 0;
 	__builtin_memcpy(e->path, r->path, AION_PATH_MAX);
 }

@@ -11,6 +11,9 @@ const volatile __u32 wakeup_bytes = 256 * 1024;
 volatile __u32 report_execs;
 /* Incarnation numbers handed out by the kernel side (struct aion_target). */
 __u32 gen_next;
+/* Set by the agent once a TLS library has probes: from then on, syscalls of
+ * targets look up whether a TLS call of their thread is in progress. */
+volatile __u32 tls_on;
 
 struct conn_key {
 	__u32 tgid;
@@ -57,7 +60,8 @@ struct conn {
 	__u8  parse_len;   /* PG: text of the last Parse */
 	__u8  pooled;      /* counted in db_pool */
 	__u8  qlost;       /* an operation was dropped (queue full) since the last queued */
-	__u8  pad3[3];
+	__u8  tls;         /* CONN_TLS_*: ciphertext at the syscalls, plaintext from a library */
+	__u8  pad3[2];
 	__u32 wseq;        /* server: the socket's write_seq when the last request started */
 	__u32 parse_hash;  /* PG: name hash of the last Parse */
 	__u8  laddr[16];   /* local and peer address, IPv4 as ::ffff:a.b.c.d */
@@ -65,6 +69,9 @@ struct conn {
 	char  parse_text[AION_PATH_MAX];
 	struct aion_req q[AION_QUEUE_DEPTH];
 };
+
+#define CONN_TLS_CIPHER 1 /* the syscalls carry TLS records: not parsed there */
+#define CONN_TLS_PLAIN  2 /* the parse state belongs to the TLS library's plaintext */
 
 /* How a syscall's bytes are found from its arguments. */
 enum io_kind {
@@ -116,6 +123,9 @@ struct work {
 	struct conn_key key; /* the connection handed to a database program */
 	__u8  io_kind;       /* enum io_kind of the syscall handed to aion_data */
 	__u8  io_write;
+	__u8  in_tls;        /* that syscall is a TLS library's, inside one of its calls */
+	struct sys_args targs; /* TLS plaintext handed to aion_tls_data: fd, buffer */
+	long  tret;            /* ... and its length */
 };
 
 /* One bit per tgid: the hot-path filter (an array lookup is inlined by the
@@ -261,6 +271,54 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } proc_events SEC(".maps");
+
+/* TLS library calls in progress, per thread (struct tls_call). */
+enum tls_op {
+	TLS_READ = 1,
+	TLS_WRITE = 2,
+	TLS_HANDSHAKE = 3,
+};
+#define TLS_WIDE 0x80 /* the call returns ssize_t (GnuTLS), not int */
+
+struct tls_call {
+	__u64 ssl;   /* SSL * or gnutls_session_t */
+	__u64 buf;   /* the plaintext */
+	__u64 lenp;  /* SSL_read_ex/SSL_write_ex: where the byte count goes; 0: returned */
+	__s32 fd;    /* the socket its syscalls used; -1: none yet */
+	__u8  op;    /* enum tls_op | TLS_WIDE */
+	__u8  pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct tls_call);
+} tls_calls SEC(".maps");
+
+/* (tgid, SSL *) -> socket fd, learnt from the syscalls inside its calls:
+ * for reads served from the library's buffer, with no syscall. */
+struct tls_sock_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tls_sock_key);
+	__type(value, __s32);
+} tls_socks SEC(".maps");
+
+/* Files mapped executable by a traced process, reported to the agent once
+ * (it looks for TLS libraries among them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aion_file_key);
+	__type(value, __u8);
+} exec_files SEC(".maps");
 
 static __always_inline void count(__u32 idx)
 {

@@ -28,6 +28,30 @@ static __always_inline void exe_name(struct task_struct *task, char *out, __u32 
 		bpf_probe_read_kernel_str(out, n, name);
 }
 
+/* AION_EV_PROC_MAP: the file (inode, device) in the CPU-time fields. */
+static __always_inline void proc_notice_file(struct proc_note *n, struct task_struct *task,
+					     __u64 ino, __u64 dev)
+{
+	struct aion_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+
+	if (!e) {
+		count(AION_CNT_PROC_LOST);
+		return;
+	}
+	e->kind = n->kind;
+	e->flags = 0;
+	exe_name(task, e->name, sizeof(e->name));
+	e->port = 0;
+	e->tgid = n->tgid;
+	e->ppid = 0;
+	e->service_id = 0;
+	e->gen = 0;
+	e->pad2 = 0;
+	e->cpu_user_ns = ino;
+	e->cpu_system_ns = dev;
+	bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline void proc_notice(struct proc_note *n, struct task_struct *task,
 					struct task_struct *exiting)
 {

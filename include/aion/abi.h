@@ -67,6 +67,7 @@ enum aion_err {
 /* struct aion_http_event flags */
 #define AION_HTTP_HOST    1 /* client: path holds the request's Host value */
 #define AION_HTTP_CONNECT 2 /* client: no request; its connect() failed */
+#define AION_HTTP_TLS     4 /* the bytes came from a TLS library (url_scheme https) */
 
 enum aion_event_kind {
 	AION_EV_HTTP = 1,      /* struct aion_http_event */
@@ -76,6 +77,10 @@ enum aion_event_kind {
 	AION_EV_PROC_LISTEN = 5, /* struct aion_proc_event: listens on a selected port: traced */
 	AION_EV_PROC_EXEC_OTHER = 6, /* struct aion_proc_event: exec of another file (path check) */
 	AION_EV_DB = 7,        /* struct aion_db_event */
+	AION_EV_PROC_MAP = 8,  /* struct aion_proc_event: a traced process mapped a file
+				* executable that no traced process mapped before
+				* (cpu_user_ns: its inode, cpu_system_ns: its device,
+				* kernel encoding): the agent looks for TLS libraries */
 };
 
 /* One completed (or aborted) HTTP request. A record of the `events` ring
@@ -164,6 +169,15 @@ struct aion_target {
 #define AION_GEN_AGENT 0x80000000u
 _Static_assert(sizeof(struct aion_target) == 8, "aion_target ABI");
 
+/* Key of the exec_files map: a file mapped executable by a traced process
+ * and reported once (AION_EV_PROC_MAP). */
+struct aion_file_key {
+	__u64 ino;
+	__u32 dev;  /* kernel encoding: major << 20 | minor */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct aion_file_key) == 16, "aion_file_key ABI");
+
 /* Key of the exe map: executables selected by --exe, matched at exec. */
 struct aion_exe_key {
 	__u64 ino;
@@ -208,6 +222,7 @@ enum aion_counter {
 	AION_CNT_PARSE_PG,          /* PostgreSQL bytes that could not be framed */
 	AION_CNT_PARSE_MYSQL,       /* MySQL bytes that could not be framed */
 	AION_CNT_PARSE_REDIS,       /* Redis bytes that could not be framed */
+	AION_CNT_TLS_NO_SOCKET,     /* TLS plaintext whose socket is unknown (memory BIO) */
 	AION_CNT__COUNT,
 };
 

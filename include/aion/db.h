@@ -932,6 +932,20 @@ static __always_inline void aion_db_scan(struct aion_http_scan *s, __u8 proto)
 		AION_LOOP(AION_SCAN_STEPS, aion_re_step, &sp);
 }
 
+/* 1 when the first bytes are a TLS record header (handshake, alert,
+ * change cipher spec or application data; SSL 3.0 to TLS 1.3 record
+ * versions): ciphertext, which only a TLS library's plaintext can tell
+ * anything about. */
+static __always_inline int aion_tls_record(const struct aion_http_scan *s)
+{
+	__u8 t;
+
+	if (s->len < 3)
+		return 0;
+	t = AION_B(s, 0);
+	return t >= 0x14 && t <= 0x17 && AION_B(s, 1) == 0x03 && AION_B(s, 2) <= 0x04;
+}
+
 /* What do the first bytes of a connection say? The protocol, and in
  * *request whether they are a request (1) or a response (0). */
 static __always_inline __u8 aion_detect(const struct aion_http_scan *s, __u8 *request)

@@ -8,6 +8,9 @@ the figures are medians of per-round ratios, so drift of the machine cancels):
 
   nginx-tiny   nginx, worker_processes 1, `return 200 "ok\\n"`, keep-alive, wrk
   nginx-20k    nginx, worker_processes 1, a 20 KB static file, sendfile on
+  nginx-https  nginx-tiny over TLS: `listen ... ssl` with a self-signed RSA 2048
+               certificate, wrk against https:// (keep-alive); counted: the
+               agent's series with url_scheme="https"
   go-nethttp   Go net/http server (GOMAXPROCS=1), "ok\\n"
   http-client  the traced process is the client: wrk (--exe <wrk>) against an
                untraced nginx (the nginx-tiny config); CPU per request is wrk's
@@ -15,7 +18,8 @@ the figures are medians of per-round ratios, so drift of the machine cancels):
   redis        redis-server 7, redis-benchmark -c 50 -P 16 -t get,set
 
   baseline: no BPF program attached; floor: build/bench/aion-floor (empty
-  programs on exactly the agent's tracepoints); agent: build/aion-agent --exe
+  programs on exactly the agent's tracepoints, and empty uprobes on the TLS
+  functions of the libssl the traced processes map); agent: build/aion-agent --exe
   <server binary> (pgbench: --port <postgres port> --exe <pgbench>; redis:
   --exe redis-server --exe redis-benchmark; http-client: --exe <wrk>). The
   floor and the agent are started before their round and stopped (SIGTERM)
@@ -60,6 +64,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 HIST_COUNT = "http_server_request_duration_seconds_count"
 HTTP_CLIENT_COUNT = "http_client_request_duration_seconds_count"
 LOST = "aion_agent_events_lost_total"
+PARSE_ERRORS = "aion_agent_parse_errors_total"
 SERIES = "aion_agent_series"   # histogram label sets held
 # Sample lines per HTTP server label set with the default buckets: the
 # duration histogram (14 buckets, +Inf, _sum, _count) and its two body-size
@@ -224,12 +229,63 @@ def attach_points(pid):
         return None
     out = set()
     for e in perf:
-        if e.get("pid") == pid:
+        if e.get("pid") != pid:
+            continue
+        if e.get("filename"):
+            # A uprobe: the library file (its real path: /lib and /usr/lib
+            # are one directory on Debian) and the offset of the function.
+            out.add("%s/%s+0x%x" % (e.get("fd_type", "?"), os.path.realpath(e["filename"]), e.get("offset", 0)))
+        else:
             out.add("%s/%s" % (e.get("fd_type", "?"), e.get("tracepoint") or e.get("func") or e.get("prog_id")))
     own = own_link_ids(pid)
     for l in links:
         if l.get("id") in own and l.get("type") == "tracing":
             out.add("tracing/%s:%s" % (l.get("attach_type"), l.get("target_btf_id")))
+    return out
+
+
+def is_uprobe(point):
+    return point.startswith(("uprobe/", "uretprobe/"))
+
+
+TLS_LIB_RE = re.compile(r"/libssl\.so[.\d]*$")
+
+
+def tls_libraries(pids=(), exes=()):
+    """The TLS library files (libssl.so*, OpenSSL 1.1/3) the traced processes
+    map, found as the agent finds them: in /proc/PID/maps of the running
+    processes, and for the clients the script starts in each round (wrk,
+    pgbench, redis-benchmark; not running yet) in what the dynamic loader
+    maps for them (ldd). One path per file (the agent attaches once per
+    library file): the floor attaches its empty uprobes to these."""
+    paths = []
+    for pid in pids:
+        try:
+            with open("/proc/%d/maps" % pid) as f:
+                for line in f:
+                    parts = line.split(None, 5)
+                    if len(parts) == 6 and TLS_LIB_RE.search(parts[5].rstrip("\n")):
+                        paths.append(parts[5].rstrip("\n"))
+        except OSError:
+            continue
+    for exe in exes:
+        try:
+            r = subprocess.run(["ldd", exe], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               stdin=subprocess.DEVNULL, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            raise BenchError("ldd %s failed" % exe)
+        for m in re.finditer(r"=> (/\S+)", r.stdout.decode("utf-8", "replace")):
+            if TLS_LIB_RE.search(m.group(1)):
+                paths.append(m.group(1))
+    out, seen = [], set()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            out.append(p)
     return out
 
 
@@ -302,9 +358,9 @@ http {{
     keepalive_requests 1000000;
     keepalive_timeout 60s;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{ssl} backlog=4096;
         server_name localhost;
-        root {tmp}/www;
+{tls}        root {tmp}/www;
         location = /f20k.bin {{ }}
 {extra}        location / {{ return 200 "ok\\n"; }}
     }}
@@ -316,6 +372,8 @@ class Server:
     name = "?"
     exe = None
     pids = ()
+    scheme = "http"   # url_scheme of the requests (nginx-https: "https")
+    client_exes = ()  # traced clients the script starts per round (their TLS libraries: tls_libraries)
     db = False        # a database server driven by its own client (DbServer), not wrk
     driven = False    # the load is the object's own prepare_round/load/finish_round (DbServer, WrkClient)
     client = False    # the traced process is the HTTP client, wrk (WrkClient); the server is not traced
@@ -327,8 +385,13 @@ class Server:
     def cpu(self):
         return cpu_seconds(self.pids)
 
+    def tls_pids(self):
+        """The traced processes running across the rounds (their maps name
+        the TLS libraries the agent probes)."""
+        return list(self.pids)
+
     def url(self, path="/"):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
 
 
 # stub_status for WrkClient: nginx's own count of the requests it received.
@@ -336,11 +399,39 @@ NGINX_STATUS_PATH = "/aion-bench-status"
 NGINX_STATUS_LOC = "        location = %s { stub_status; }\n" % NGINX_STATUS_PATH
 
 
+# nginx-https: the server's certificate and key (made by make_cert).
+NGINX_TLS = """\
+        ssl_certificate {tmp}/cert.pem;
+        ssl_certificate_key {tmp}/key.pem;
+"""
+
+
+def make_cert(tmp):
+    """A self-signed RSA 2048 certificate for CN=localhost, valid 2 days, and
+    its unencrypted key: tmp/cert.pem, tmp/key.pem."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise BenchError("openssl is not installed (apt-get install openssl)")
+    argv = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "2",
+            "-keyout", os.path.join(tmp, "key.pem"), "-out", os.path.join(tmp, "cert.pem")]
+    try:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           timeout=120)
+    except subprocess.TimeoutExpired:
+        raise BenchError("openssl req did not finish within 120 s")
+    if r.returncode != 0:
+        raise BenchError("%s failed (rc %d): %s" % (" ".join(argv), r.returncode,
+                                                    r.stdout.decode("utf-8", "replace")[-1500:]))
+
+
 class NginxServer(Server):
-    def __init__(self, workers=1, wconns=1024, start_timeout=20.0, status=False):
+    def __init__(self, workers=1, wconns=1024, start_timeout=20.0, status=False, tls=False):
         self.exe = NGINX
         self.tmp = lib.mkdtemp("bench-nginx")
         self.port = lib.free_port()
+        if tls:
+            self.scheme = "https"
+            make_cert(self.tmp)
         os.makedirs(os.path.join(self.tmp, "www"))
         os.chmod(os.path.join(self.tmp, "www"), 0o755)
         with open(os.path.join(self.tmp, "www", "f20k.bin"), "wb") as f:
@@ -350,7 +441,8 @@ class NginxServer(Server):
         with open(conf, "w") as f:
             f.write(NGINX_CONF.format(tmp=self.tmp, port=self.port, workers=workers,
                                       wconns=wconns, rlimit=min(NOFILE[0], max(4096, 2 * wconns + 64)),
-                                      extra=NGINX_STATUS_LOC if status else ""))
+                                      extra=NGINX_STATUS_LOC if status else "",
+                                      ssl=" ssl" if tls else "", tls=NGINX_TLS.format(tmp=self.tmp) if tls else ""))
         self._log = open(os.path.join(self.tmp, "stderr"), "wb")
         self.proc = lib.spawn([NGINX, "-p", self.tmp + "/", "-c", conf, "-e", self.tmp + "/error.log"],
                               stdout=self._log, stderr=self._log)
@@ -366,7 +458,8 @@ class NginxServer(Server):
             time.sleep(0.05)
         self.workers = lib.children(self.proc.pid)
         self.pids = [self.proc.pid] + self.workers
-        vlog("nginx master %d, %d workers, port %d" % (self.proc.pid, len(self.workers), self.port))
+        vlog("nginx master %d, %d workers, port %d%s" % (self.proc.pid, len(self.workers), self.port,
+                                                         ", https" if tls else ""))
 
     def errors(self):
         return lib.log_tail(self.tmp, ("stderr", "error.log"), 1500)
@@ -540,6 +633,11 @@ class PgServer(DbServer):
     def selectors(self):
         return ["--port", str(self.port), "--exe", PGBENCH]
 
+    client_exes = (PGBENCH,)
+
+    def tls_pids(self):
+        return [self.pid]
+
     def pgbench_argv(self, *args):
         return [PGBENCH, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"] + list(args) + ["postgres"]
 
@@ -661,6 +759,8 @@ class RedisServer(DbServer):
     def selectors(self):
         return ["--exe", REDIS_SERVER, "--exe", REDIS_BENCHMARK]
 
+    client_exes = (REDIS_BENCHMARK,)
+
     def set_load_text(self):
         self.load_text = ("redis-benchmark -c %d -P %d -t get,set -n %d (per test)"
                           % (self.clients, self.pipeline, self.n))
@@ -731,6 +831,7 @@ class WrkClient(Server):
         if not wrk:
             raise BenchError("wrk is not installed")
         self.exe = wrk
+        self.client_exes = (wrk,)
         self.conns, self.threads = conns, threads
         self.nginx = NginxServer(workers=1, status=True)
         self.port = self.nginx.port
@@ -762,6 +863,9 @@ class WrkClient(Server):
                 break
             prev = cur
         w["received"] = cur - self.recv0 - n
+
+    def tls_pids(self):
+        return []     # nginx is not traced
 
     def agent_counts(self, s):
         port = self.port
@@ -848,18 +952,23 @@ class AgentRun:
         return out
 
     def counts(self, s=None):
-        """{counted, closed, events_lost}: the 200 count and the
-        connection_closed count for the server's port, events lost (a
+        """{counted, closed, events_lost, parse_errors}: the 200 count and
+        the connection_closed count for the server's port and url_scheme
+        (nginx-https: "https"), events lost, parse errors (any protocol; a
         database server: DbServer.agent_counts; http-client:
         WrkClient.agent_counts)."""
         s = s if s is not None else self.samples()
         if self.server.driven:
-            return self.server.agent_counts(s)
-        port = self.server.port
-        ok = lib.total(s, HIST_COUNT, server_port=port, http_response_status_code="200")
-        closed = lib.total(s, HIST_COUNT, server_port=port, error_type="connection_closed")
-        lost = lib.total(s, LOST)
-        return {"counted": ok, "closed": closed, "events_lost": lost}
+            c = self.server.agent_counts(s)
+        else:
+            port, scheme = self.server.port, self.server.scheme
+            c = {"counted": lib.total(s, HIST_COUNT, server_port=port, url_scheme=scheme,
+                                      http_response_status_code="200"),
+                 "closed": lib.total(s, HIST_COUNT, server_port=port, url_scheme=scheme,
+                                     error_type="connection_closed"),
+                 "events_lost": lib.total(s, LOST)}
+        c["parse_errors"] = lib.total(s, PARSE_ERRORS)
+        return c
 
     def settled_counts(self, timeout=5.0):
         """Counts once two scrapes 0.15 s apart agree (the agent drains its
@@ -882,10 +991,14 @@ class AgentRun:
 
 
 class FloorRun:
-    def __init__(self, floor_bin, timeout=30.0):
+    def __init__(self, floor_bin, libs=(), timeout=30.0):
+        """libs: TLS library files to put the empty uprobes on (tls_libraries)."""
         tmp = lib.mkdtemp("bench-floor")
         self._err = open(os.path.join(tmp, "stderr"), "wb")
-        self.proc = lib.spawn([floor_bin], stdout=subprocess.PIPE, stderr=self._err)
+        argv = [floor_bin]
+        for l in libs:
+            argv += ["--lib", l]
+        self.proc = lib.spawn(argv, stdout=subprocess.PIPE, stderr=self._err)
         r, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().decode() if r else ""
         if not line.startswith("READY "):
@@ -1036,7 +1149,7 @@ def measure(server, url, seconds, conns, threads, variant=None, script=None, scr
         r["variant_rss_mb"] = variant.rss_mb()
     if counting:
         c1 = variant.settled_counts()
-        for k in ("counted", "closed", "client_counted", "db_errors"):
+        for k in ("counted", "closed", "client_counted", "db_errors", "parse_errors"):
             if k in c1:
                 r[k] = int(c1[k] - c0[k])
         r["events_lost"] = int(c1["events_lost"])
@@ -1088,7 +1201,7 @@ CSV_COLS = ["section", "workload", "variant", "param", "round", "rounds", "rps",
             "cpu_us", "cpu_ratio", "cpu_ratio_min", "cpu_ratio_max",
             "agent_us", "rss_mb", "sent", "counted", "lost", "in_flight", "over", "received", "closed",
             "client_counted", "client_lost", "db_errors",
-            "events_lost", "series", "overflow", "scrape_ms", "metrics_mb",
+            "events_lost", "parse_errors", "series", "overflow", "scrape_ms", "metrics_mb",
             "socket_errors", "non2xx", "srv_util", "wrk_cpu_us", "peer_us", "other_cpus", "foreign_links",
             "result", "value", "limit", "note"]
 
@@ -1141,7 +1254,9 @@ class Bench:
         self.rows = []       # summary rows (the table)
         self.rounds = []     # per-round rows (CSV only)
         self.budget = []     # (label, value text, limit text, ok: True/False, None = report only)
-        self.attach = {}     # {"floor"/"agent": tracepoints attached (attach_points)}, first round of each
+        self.attach = {}     # {(workload, "floor"/"agent"): tracepoints and uprobes attached (attach_points)},
+        #                      first round of each, taken after its load (the agent attaches to the TLS
+        #                      libraries of clients started in the round when they map them)
 
     def wait_quiet(self):
         """--wait-quiet S: before a round, wait up to S seconds until no other
@@ -1161,9 +1276,10 @@ class Bench:
         self.budget.append((label, value, limit, None if ok is None else bool(ok)))
 
     # ---- interleaved workloads -----------------------------------------
-    def interleave(self, name, param, server, url, rounds, seconds, conns, threads, variants):
+    def interleave(self, name, param, server, url, rounds, seconds, conns, threads, variants, libs=()):
         """rounds x variants (in this order within a round); returns
-        {variant: [measure() dicts]}."""
+        {variant: [measure() dicts]}. libs: the TLS libraries of the traced
+        processes, for the floor's uprobes (tls_libraries)."""
         a = self.args
         per = {v: [] for v in variants}
         for i in range(rounds):
@@ -1172,14 +1288,14 @@ class Bench:
                 self.wait_quiet()
                 v = None
                 if variant == "floor":
-                    v = FloorRun(self.floor_bin)
+                    v = FloorRun(self.floor_bin, libs)
                 elif variant == "agent":
                     v = AgentRun(self.agent_bin, server)
                     time.sleep(a.pause)
-                if v and variant not in self.attach:
-                    self.attach[variant] = attach_points(v.pid)
                 try:
                     r = measure(server, url, seconds, conns, threads, v)
+                    if v and (name, variant) not in self.attach:
+                        self.attach[(name, variant)] = attach_points(v.pid)
                 finally:
                     if v:
                         v.stop()
@@ -1194,7 +1310,7 @@ class Bench:
                                         peer_us=r.get("peer_cpu_per_req_us"),
                                         client_counted=r.get("client_counted"),
                                         client_lost=r.get("client_lost"), db_errors=r.get("db_errors"),
-                                        events_lost=r.get("events_lost"),
+                                        events_lost=r.get("events_lost"), parse_errors=r.get("parse_errors"),
                                         socket_errors=r["socket_errors"], non2xx=r["non2xx"],
                                         note=r["socket_errors_text"], **noise(r)))
                 vlog("%s %s round %d %-8s %8.0f req/s  %.3f us/req  other %.2f  fgn %d  %s"
@@ -1212,6 +1328,9 @@ class Bench:
                "wrk -t%d -c%d" % (a.threads, a.conns) if path is not None else "its own client"))
         server = make_server()
         try:
+            libs = [] if a.no_floor else tls_libraries(server.tls_pids(), server.client_exes)
+            if libs:
+                vlog("TLS libraries for the floor's uprobes: %s" % " ".join(libs))
             if server.driven:
                 url = None
                 server.warm_up(a.warmup, seconds)                   # warm-up (sizes the load), not measured
@@ -1219,7 +1338,7 @@ class Bench:
             else:
                 url = server.url(path)
                 run_wrk(url, a.warmup, a.conns, a.threads)            # warm-up, not measured
-            per = self.interleave(name, "", server, url, rounds, seconds, a.conns, a.threads, variants)
+            per = self.interleave(name, "", server, url, rounds, seconds, a.conns, a.threads, variants, libs)
         finally:
             server.stop()
         if server.db:
@@ -1317,7 +1436,8 @@ class Bench:
             if variant == "agent":
                 s.update(counted=sum(r["counted"] for r in rs), lost=sum(r["lost"] for r in rs),
                          in_flight=sum(r["in_flight"] for r in rs),
-                         events_lost=sum(r["events_lost"] for r in rs))
+                         events_lost=sum(r["events_lost"] for r in rs),
+                         parse_errors=sum(r["parse_errors"] for r in rs))
                 for k in ("closed", "client_counted", "client_lost", "db_errors", "over"):
                     if k in rs[0]:
                         s[k] = sum(r[k] for r in rs)
@@ -1468,6 +1588,9 @@ class Bench:
         if "nginx-tiny" in sel:
             res["tiny"] = self.workload("nginx-tiny", lambda: NginxServer(workers=1), "/")
             lib.cleanup()
+        if "nginx-https" in sel:
+            self.workload("nginx-https", lambda: NginxServer(workers=1, tls=True), "/")
+            lib.cleanup()
         if "nginx-20k" in sel:
             self.workload("nginx-20k", lambda: NginxServer(workers=1), "/f20k.bin")
             lib.cleanup()
@@ -1498,12 +1621,22 @@ class Bench:
                        tiny["thr_ratio"] >= 0.95, "%.3fx" % tiny["thr_ratio"], "0.95x")
             self.check("nginx-tiny: agent CPU (user+sys of the agent process) <= 1 us per request",
                        tiny["agent_us"] <= 1.0, "%.3f us" % tiny["agent_us"], "1 us")
-        fl, ag = self.attach.get("floor"), self.attach.get("agent")
-        if fl is not None and ag is not None:
-            diff = ["agent only: %s" % " ".join(sorted(ag - fl))] if ag - fl else []
-            diff += ["floor only: %s" % " ".join(sorted(fl - ag))] if fl - ag else []
-            self.check("the floor attaches to exactly the agent's %d tracepoints" % len(ag),
-                       not diff, "; ".join(diff) or "same %d" % len(fl), "same set")
+        # The floor must hold what the agent holds, workload by workload (the
+        # uprobes depend on the TLS libraries the traced processes map).
+        same, diff = [], []
+        for (wl, variant), ag in self.attach.items():
+            fl = self.attach.get((wl, "floor"))
+            if variant != "agent" or fl is None or ag is None:
+                continue
+            nu = sum(1 for p in ag if is_uprobe(p))
+            same.append("%s %d%s" % (wl, len(ag) - nu, " + %d uprobes" % nu if nu else ""))
+            if ag - fl:
+                diff.append("%s: agent only: %s" % (wl, " ".join(sorted(ag - fl))))
+            if fl - ag:
+                diff.append("%s: floor only: %s" % (wl, " ".join(sorted(fl - ag))))
+        if same:
+            self.check("the floor attaches to exactly the agent's tracepoints and uprobes, in each workload",
+                       not diff, "; ".join(diff) or "same (%s)" % ", ".join(same), "same set")
         # events lost anywhere (scaling runs included)
         sc = [r for r in self.rows if r.get("section") == "scale" and r.get("events_lost") is not None]
         if sc:
@@ -1516,7 +1649,7 @@ class Bench:
                        % (sum(r["sent"] for r in sc), sum(r["counted"] for r in sc)), tot == 0, "lost %d" % tot, "0")
 
 
-PARTS = ["nginx-tiny", "nginx-20k", "go", "http-client", "pgbench", "redis", "series", "conns", "procs"]
+PARTS = ["nginx-tiny", "nginx-https", "nginx-20k", "go", "http-client", "pgbench", "redis", "series", "conns", "procs"]
 
 
 def build_tools(args):
@@ -1636,6 +1769,8 @@ def main():
                 raise BenchError("%s is not installed (make deps)" % tool)
         if not os.access(NGINX, os.X_OK):
             raise BenchError("%s is missing (apt-get install nginx-light)" % NGINX)
+        if (not a.only or "nginx-https" in a.only) and not shutil.which("openssl"):
+            raise BenchError("openssl is not installed (apt-get install openssl): nginx-https needs a certificate")
         NOFILE[0] = raise_nofile(max(a.conn_counts + [a.conns]) * 2 + 1024)
         if max(a.conn_counts) + 64 > NOFILE[0]:
             raise BenchError("RLIMIT_NOFILE is %d: too low for wrk -c %d" % (NOFILE[0], max(a.conn_counts)))

@@ -7,7 +7,11 @@
  * SEC() lines that it attaches: the data-path programs (aion_data, aion_pg,
  * aion_mysql, aion_redis) are tail-called from the syscall programs and
  * aion_flush is run on demand, so none of them has a counterpart here.
- * bench.py checks at run time that both attach to the same tracepoints. */
+ * The agent's TLS uprobes (on each TLS library file its traced processes
+ * map) are the two programs at the end, which floor.c attaches to the
+ * functions of its table for every library named with --lib.
+ * bench.py checks at run time that both attach to the same tracepoints and
+ * uprobes. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -53,6 +57,22 @@ int BPF_PROG(floor_fork, struct task_struct *parent, struct task_struct *child)
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(floor_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return 0;
+}
+
+/* TLS: one empty program for every function entry and one for every
+ * return the agent probes in a TLS library (floor.c attaches them, per
+ * library file, pid -1 as the agent does). An empty program costs the same
+ * whichever function it is on, so two programs serve all the probes. */
+SEC("uprobe")
+int floor_uprobe(void *ctx)
+{
+	return 0;
+}
+
+SEC("uretprobe")
+int floor_uretprobe(void *ctx)
 {
 	return 0;
 }

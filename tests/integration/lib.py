@@ -1796,3 +1796,218 @@ class PgStatementLog:
 
     def count(self):
         return len(self.statements())
+
+
+# --------------------------------------------------------------------------
+# TLS (test_tls.py): self-signed certificates, nginx with `ssl`, processes
+# driven line by line over stdin/stdout, the TLS libraries a process maps
+# and the agent's `tls: attached to` lines.
+
+OPENSSL = "/usr/bin/openssl"
+CURL_BIN = "/usr/bin/curl"
+TLS_LIBRARIES = "aion_agent_tls_libraries"
+INSTR_ERRORS = "aion_agent_instrumentation_errors_total"
+PARSE_ERRORS = "aion_agent_parse_errors_total"
+_TLS_ATTACH_RE = re.compile(r"tls: attached to (.+) \((openssl|gnutls), (\d+) probes\)\s*$")
+_TLS_LIB_RE = re.compile(r"^lib(ssl|gnutls)\.so")
+
+
+def tls_cert(d, cn="localhost"):
+    """A self-signed RSA 2048 certificate and its key (no passphrase) in
+    directory d: (cert path, key path)."""
+    need_exe(OPENSSL, "openssl")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn,
+                        "-days", "2", "-keyout", key, "-out", cert],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, stdin=subprocess.DEVNULL)
+    if r.returncode != 0 or not os.path.exists(cert) or not os.path.exists(key):
+        fail("openssl req -x509 failed (rc %d): %s" % (r.returncode, r.stdout.decode("utf-8", "replace")[-1500:]))
+    return cert, key
+
+
+class TlsNginx(Nginx):
+    """lib's nginx (master + 2 workers) whose listener on 127.0.0.1:port has
+    `ssl` with a self-signed certificate made in its temp dir
+    (cert.pem / key.pem); with plain=True the same server block also listens
+    in clear text on 127.0.0.1:plain_port."""
+
+    def __init__(self, conf_body, files=None, port=None, plain=False, start_timeout=10.0):
+        self.plain_port = free_port() if plain else None
+        super().__init__(conf_body, files, port, start_timeout)
+        if plain:
+            wait_for(lambda: port_open(self.plain_port), start_timeout,
+                     what=lambda: "nginx not listening on the plain port %d: %s" % (self.plain_port, self.errors()))
+
+    def _spawn(self, binary, conf_body, files, port, ipv6=False):
+        self.tmp = mkdtemp("nginx-tls")
+        self.port = port or free_port()
+        self.cert, self.key = tls_cert(self.tmp)
+        body = conf_body.replace("TMPDIR", self.tmp)
+        for rel, data in (files or {}).items():
+            p = os.path.join(self.tmp, rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            for d in _parents(self.tmp, os.path.dirname(p)):
+                os.chmod(d, 0o755)
+            with open(p, "wb") as f:
+                f.write(data)
+            os.chmod(p, 0o644)
+        conf = NGINX_CONF.format(tmp=self.tmp, port=self.port, listen6="",
+                                 body=_indent(body.strip("\n"), "        "))
+        listen = "listen 127.0.0.1:%d;" % self.port
+        tls = ("listen 127.0.0.1:%d ssl;\n" % self.port
+               + ("        listen 127.0.0.1:%d;\n" % self.plain_port if self.plain_port else "")
+               + "        ssl_certificate %s;\n        ssl_certificate_key %s;" % (self.cert, self.key))
+        if conf.count(listen) != 1:
+            fail("TlsNginx: cannot find %r in lib.NGINX_CONF" % listen)
+        self.conf = os.path.join(self.tmp, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf.replace(listen, tls))
+        self._log = open(os.path.join(self.tmp, "stderr"), "wb")
+        self.proc = spawn([binary, "-p", self.tmp + "/", "-c", self.conf, "-e", self.tmp + "/error.log"],
+                          stdout=self._log, stderr=self._log)
+        self.pid = self.proc.pid
+
+    def url(self, path):
+        return "https://127.0.0.1:%d%s" % (self.port, path)
+
+    def plain_url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.plain_port, path)
+
+
+class StdioProc:
+    """A process driven line by line: send(line) writes to its stdin,
+    expect(prefix) returns the next stdout line starting with prefix (the
+    pipe's fd is read directly, nothing is buffered behind our back);
+    finish() closes stdin, waits for the exit and returns the rest of stdout.
+    stderr goes to a file (shown on failure)."""
+
+    def __init__(self, argv, what, env=None, cwd=None):
+        self.what = what
+        self.argv = [str(a) for a in argv]
+        self.tmp = mkdtemp("stdio")
+        self._err = open(os.path.join(self.tmp, "stderr"), "wb")
+        self.proc = spawn(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
+                          env=env, cwd=cwd or self.tmp)
+        self.pid = self.proc.pid
+        self.buf = b""
+        self.lines = []
+
+    def errors(self):
+        return log_tail(self.tmp, ("stderr",))
+
+    def send(self, line):
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as e:
+            fail("%s (pid %d): cannot write %r to its stdin (%s; rc %s): %s"
+                 % (self.what, self.pid, line, e, self.proc.poll(), self.errors()))
+
+    def expect(self, prefix, timeout=20.0):
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self.buf:
+                l, self.buf = self.buf.split(b"\n", 1)
+                l = l.decode("utf-8", "replace")
+                self.lines.append(l)
+                if l.startswith(prefix):
+                    return l
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fail("%s (pid %d): no line starting with %r within %.0fs; stdout %r; stderr: %s"
+                     % (self.what, self.pid, prefix, timeout, self.lines[-5:], self.errors()))
+            r, _, _ = select.select([fd], [], [], min(left, 0.2))
+            if r:
+                d = os.read(fd, 65536)
+                if not d:
+                    self.proc.wait(5)
+                    fail("%s (pid %d) exited (rc %s) before a line starting with %r; stdout %r; stderr: %s"
+                         % (self.what, self.pid, self.proc.returncode, prefix, self.lines[-5:] + [self.buf],
+                            self.errors()))
+                self.buf += d
+
+    def finish(self, timeout=60.0, ok_rc=(0,)):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                stop_proc(self.proc, signal.SIGKILL)
+                fail("%s (pid %d) did not finish within %.0fs: %s" % (self.what, self.pid, timeout, self.errors()))
+            r, _, _ = select.select([fd], [], [], min(left, 0.2))
+            if r:
+                d = os.read(fd, 65536)
+                if not d:
+                    break
+                self.buf += d
+        try:
+            self.proc.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            stop_proc(self.proc, signal.SIGKILL)
+            fail("%s (pid %d) closed stdout but did not exit: %s" % (self.what, self.pid, self.errors()))
+        out = self.buf.decode("utf-8", "replace")
+        self.buf = b""
+        if ok_rc is not None and self.proc.returncode not in ok_rc:
+            fail("%s (pid %d) failed (rc %d): stdout %r; stderr: %s"
+                 % (self.what, self.pid, self.proc.returncode, out[-1500:], self.errors()))
+        return out
+
+
+def tls_libs_of(pids):
+    """{(st_dev, st_ino): path} of the libssl.so* / libgnutls.so* files the
+    processes map (from /proc/PID/maps, stat'ed through /proc/PID/root)."""
+    out = {}
+    for pid in pids:
+        try:
+            with open("/proc/%d/maps" % pid) as f:
+                lines = f.read().split("\n")
+        except OSError:
+            continue
+        for l in lines:
+            p = l.split(None, 5)
+            if len(p) < 6 or not p[5].startswith("/"):
+                continue
+            path = p[5].strip()
+            if not _TLS_LIB_RE.match(os.path.basename(path)):
+                continue
+            try:
+                st = os.stat("/proc/%d/root%s" % (pid, path))
+            except OSError:
+                continue
+            out[(st.st_dev, st.st_ino)] = path
+    return out
+
+
+def tls_attached(agent):
+    """The agent's `tls: attached to PATH (KIND, N probes)` lines in order:
+    [(path, kind, probes)]."""
+    out = []
+    for l in agent.stderr_text().split("\n"):
+        m = _TLS_ATTACH_RE.search(l.rstrip("\r"))
+        if m:
+            out.append((m.group(1), m.group(2), int(m.group(3))))
+    return out
+
+
+def tls_attached_ids(agent):
+    """{(st_dev, st_ino) of the file (or the path itself when it cannot be
+    stat'ed): [(path, kind, probes), ...]} of the `tls: attached to` lines."""
+    out = {}
+    for path, kind, n in tls_attached(agent):
+        try:
+            st = os.stat(path)
+            k = (st.st_dev, st.st_ino)
+        except OSError:
+            k = path
+        out.setdefault(k, []).append((path, kind, n))
+    return out
+
+
+def tls_lines_text(agent):
+    rows = [l for l in agent.stderr_text().split("\n") if "tls" in l.lower()]
+    return "\n".join(rows[-20:]) if rows else "(no line mentioning tls)"
