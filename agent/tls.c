@@ -25,11 +25,26 @@ enum tls_lib { LIB_NONE = 0, LIB_OPENSSL, LIB_GNUTLS };
 static const char *const lib_names[] = { [LIB_NONE] = "none", [LIB_OPENSSL] = "openssl",
 					 [LIB_GNUTLS] = "gnutls" };
 
+/* The functions the probes go on (symbol values). */
+enum fn {
+	FN_SSL_READ, FN_SSL_WRITE, FN_SSL_READ_EX, FN_SSL_WRITE_EX, FN_SSL_HANDSHAKE, FN_SSL_FREE,
+	FN_GNUTLS_RECV, FN_GNUTLS_SEND, FN_GNUTLS_HANDSHAKE, FN_GNUTLS_DEINIT, FN__COUNT,
+};
+static const char *const fn_names[FN__COUNT] = {
+	"SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex", "SSL_do_handshake", "SSL_free",
+	"gnutls_record_recv", "gnutls_record_send", "gnutls_handshake", "gnutls_deinit",
+};
+
+#define MAX_SEGS 16
+
 /* What an ELF file says about TLS. */
 struct elf_facts {
 	enum tls_lib lib; /* the library whose functions it defines */
 	int has_symtab;   /* a .symtab section (not stripped) */
 	int needs_tls;    /* DT_NEEDED names libssl or libgnutls */
+	GElf_Addr fn[FN__COUNT]; /* 0: not defined */
+	struct { GElf_Addr vaddr, size, off; } seg[MAX_SEGS]; /* executable PT_LOADs */
+	unsigned nsegs;
 };
 
 enum file_state { F_NONE = 1, F_PROBED, F_FAILED };
@@ -147,22 +162,42 @@ static int elf_facts(const char *path, struct elf_facts *f)
 		}
 		if (sh.sh_type == SHT_SYMTAB)
 			f->has_symtab = 1;
-		for (i = 0; i < n && f->lib == LIB_NONE; i++) {
+		for (i = 0; i < n; i++) {
 			GElf_Sym sym;
 			const char *name;
+			int k;
 
 			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-			    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_value)
 				continue;
 			name = elf_strptr(e, sh.sh_link, sym.st_name);
 			if (!name || (name[0] != 'S' && name[0] != 'g'))
 				continue;
-			if (!strcmp(name, "SSL_read"))
-				f->lib = LIB_OPENSSL;
-			else if (!strcmp(name, "gnutls_record_recv"))
-				f->lib = LIB_GNUTLS;
+			for (k = 0; k < FN__COUNT; k++)
+				if (!f->fn[k] && !strcmp(name, fn_names[k]))
+					f->fn[k] = sym.st_value;
 		}
 	}
+	{
+		size_t i, n = 0;
+
+		if (!elf_getphdrnum(e, &n))
+			for (i = 0; i < n && f->nsegs < MAX_SEGS; i++) {
+				GElf_Phdr ph;
+
+				if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD ||
+				    !(ph.p_flags & PF_X))
+					continue;
+				f->seg[f->nsegs].vaddr = ph.p_vaddr;
+				f->seg[f->nsegs].size = ph.p_filesz;
+				f->seg[f->nsegs].off = ph.p_offset;
+				f->nsegs++;
+			}
+	}
+	if (f->fn[FN_SSL_READ] && f->fn[FN_SSL_WRITE])
+		f->lib = LIB_OPENSSL;
+	else if (f->fn[FN_GNUTLS_RECV] && f->fn[FN_GNUTLS_SEND])
+		f->lib = LIB_GNUTLS;
 	elf_end(e);
 	close(fd);
 	return 0;
@@ -194,13 +229,83 @@ static int embeds_tls(const char *path)
 	return found;
 }
 
-/* ---- probes ------------------------------------------------------------- */
+/* ---- probes ------------------------------------------------------------- *
+ *
+ * A uprobe costs what its instruction costs: x86 uprobes emulate push,
+ * nop, jmp, call and jcc (a fraction of a microsecond per hit) and
+ * single-step anything else out of line (about 20 µs per hit on a VM).
+ * OpenSSL's SSL_read/SSL_write begin with `sub $imm,%rsp`. Their _ex
+ * twins begin with `sub $8,%rsp; call ssl_read_internal` (resp. write):
+ * the function that does the work for both, with the _ex arguments, and
+ * whose first instruction is a push. The probes go there when the code
+ * has that shape, on the public functions otherwise. */
+
+static long vaddr_off(const struct elf_facts *f, GElf_Addr va)
+{
+	unsigned i;
+
+	for (i = 0; i < f->nsegs; i++)
+		if (va >= f->seg[i].vaddr && va < f->seg[i].vaddr + f->seg[i].size)
+			return (long)(va - f->seg[i].vaddr + f->seg[i].off);
+	return -1;
+}
+
+static int code_at(const char *path, const struct elf_facts *f, GElf_Addr va, unsigned char *b,
+		   size_t n)
+{
+	long off = vaddr_off(f, va);
+	int fd, ok;
+
+	if (off < 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ok = pread(fd, b, n, off) == (ssize_t)n;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* 1 when x86 uprobes emulate the instruction at b. */
+static int emulated(const unsigned char *b)
+{
+	return (b[0] >= 0x50 && b[0] <= 0x57) ||                  /* push reg */
+	       (b[0] == 0x41 && b[1] >= 0x50 && b[1] <= 0x57) ||  /* push r8..r15 */
+	       b[0] == 0x90 || b[0] == 0xe8 || b[0] == 0xe9 ||     /* nop, call, jmp */
+	       b[0] == 0xeb || (b[0] >= 0x70 && b[0] <= 0x7f) ||   /* jmp8, jcc8 */
+	       (b[0] == 0x0f && b[1] >= 0x80 && b[1] <= 0x8f);     /* jcc32 */
+}
+
+/* The function SSL_read_ex/SSL_write_ex at va calls first, when it is
+ * called straight away and starts with an emulated instruction; else 0. */
+static GElf_Addr inner_call(const char *path, const struct elf_facts *f, GElf_Addr va)
+{
+	unsigned char b[16], t[4];
+	GElf_Addr target;
+	size_t i = 0;
+	__s32 rel;
+
+	if (!va || code_at(path, f, va, b, sizeof(b)))
+		return 0;
+	if (b[0] == 0xf3 && b[1] == 0x0f && b[2] == 0x1e && b[3] == 0xfa)
+		i = 4; /* endbr64 */
+	if (b[i] == 0x48 && b[i + 1] == 0x83 && b[i + 2] == 0xec)
+		i += 4; /* sub $imm8,%rsp */
+	if (b[i] != 0xe8)
+		return 0;
+	memcpy(&rel, &b[i + 1], sizeof(rel));
+	target = va + i + 5 + (GElf_Addr)(__s64)rel;
+	if (code_at(path, f, target, t, sizeof(t)) || !emulated(t))
+		return 0;
+	return target;
+}
 
 struct probe {
-	const char *fn;
+	GElf_Addr va;           /* where */
 	struct bpf_program *entry;
-	int ret;      /* also the return probe */
+	int ret;                /* also the return probe */
 	int required;
+	const char *what;       /* for messages */
 };
 
 static int keep_link(struct tls *t, struct bpf_link *l)
@@ -218,69 +323,117 @@ static int keep_link(struct tls *t, struct bpf_link *l)
 	return 0;
 }
 
-static struct bpf_link *uprobe(struct bpf_program *p, const char *path, const char *fn, int ret)
+static struct bpf_link *uprobe(struct bpf_program *p, const char *path, long off, int ret)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = fn, .retprobe = ret);
+	LIBBPF_OPTS(bpf_uprobe_opts, o, .retprobe = ret);
 
-	return bpf_program__attach_uprobe_opts(p, -1, path, 0, &o);
+	return bpf_program__attach_uprobe_opts(p, -1, path, (size_t)off, &o);
+}
+
+/* Where lib's probes go in this file: n entries of pr; *slow set when the
+ * read/write probes sit on single-stepped instructions. */
+static size_t plan(struct tls *t, const char *path, const struct elf_facts *f, struct probe *pr,
+		   int *slow)
+{
+	struct aion_bpf *s = t->skel;
+	GElf_Addr rd, wr;
+	unsigned char b[8];
+	size_t n = 0;
+
+	*slow = 0;
+	if (f->lib == LIB_GNUTLS) {
+		pr[n++] = (struct probe){ f->fn[FN_GNUTLS_RECV], s->progs.aion_gnutls_recv, 1, 1,
+					  "gnutls_record_recv" };
+		pr[n++] = (struct probe){ f->fn[FN_GNUTLS_SEND], s->progs.aion_gnutls_send, 1, 1,
+					  "gnutls_record_send" };
+		pr[n++] = (struct probe){ f->fn[FN_GNUTLS_HANDSHAKE], s->progs.aion_tls_handshake, 1, 0,
+					  "gnutls_handshake" };
+		pr[n++] = (struct probe){ f->fn[FN_GNUTLS_DEINIT], s->progs.aion_tls_free, 0, 0,
+					  "gnutls_deinit" };
+		if (!code_at(path, f, f->fn[FN_GNUTLS_RECV], b, sizeof(b)) && !emulated(b))
+			*slow = 1;
+		return n;
+	}
+	rd = inner_call(path, f, f->fn[FN_SSL_READ_EX]);
+	wr = inner_call(path, f, f->fn[FN_SSL_WRITE_EX]);
+	if (rd && wr && rd != wr) {
+		pr[n++] = (struct probe){ rd, s->progs.aion_ssl_read_ex, 1, 1, "ssl_read_internal" };
+		pr[n++] = (struct probe){ wr, s->progs.aion_ssl_write_ex, 1, 1, "ssl_write_internal" };
+	} else {
+		pr[n++] = (struct probe){ f->fn[FN_SSL_READ], s->progs.aion_ssl_read, 1, 1, "SSL_read" };
+		pr[n++] = (struct probe){ f->fn[FN_SSL_WRITE], s->progs.aion_ssl_write, 1, 1, "SSL_write" };
+		pr[n++] = (struct probe){ f->fn[FN_SSL_READ_EX], s->progs.aion_ssl_read_ex, 1, 0,
+					  "SSL_read_ex" };
+		pr[n++] = (struct probe){ f->fn[FN_SSL_WRITE_EX], s->progs.aion_ssl_write_ex, 1, 0,
+					  "SSL_write_ex" };
+		if (!code_at(path, f, f->fn[FN_SSL_READ], b, sizeof(b)) && !emulated(b))
+			*slow = 1;
+	}
+	pr[n++] = (struct probe){ f->fn[FN_SSL_HANDSHAKE], s->progs.aion_tls_handshake, 1, 0,
+				  "SSL_do_handshake" };
+	/* SSL_free: `test %rdi,%rdi; je` at its start: probe the je. */
+	{
+		GElf_Addr va = f->fn[FN_SSL_FREE];
+
+		if (va && !code_at(path, f, va, b, sizeof(b)) && b[0] == 0x48 && b[1] == 0x85 &&
+		    b[2] == 0xff && emulated(&b[3]))
+			va += 3;
+		pr[n++] = (struct probe){ va, s->progs.aion_tls_free, 0, 0, "SSL_free" };
+	}
+	return n;
 }
 
 /* Attach lib's probes to the file at path (name: how the log calls it).
  * Returns the probes attached, or -errno (nothing left attached). */
-static int attach(struct tls *t, const char *path, const char *name, enum tls_lib lib)
+static int attach(struct tls *t, const char *path, const char *name, const struct elf_facts *f)
 {
-	struct aion_bpf *s = t->skel;
-	struct probe openssl[] = {
-		{ "SSL_read", s->progs.aion_ssl_read, 1, 1 },
-		{ "SSL_write", s->progs.aion_ssl_write, 1, 1 },
-		{ "SSL_read_ex", s->progs.aion_ssl_read_ex, 1, 0 },
-		{ "SSL_write_ex", s->progs.aion_ssl_write_ex, 1, 0 },
-		{ "SSL_do_handshake", s->progs.aion_tls_handshake, 1, 0 },
-		{ "SSL_free", s->progs.aion_tls_free, 0, 0 },
-	};
-	struct probe gnutls[] = {
-		{ "gnutls_record_recv", s->progs.aion_gnutls_recv, 1, 1 },
-		{ "gnutls_record_send", s->progs.aion_gnutls_send, 1, 1 },
-		{ "gnutls_handshake", s->progs.aion_tls_handshake, 1, 0 },
-		{ "gnutls_deinit", s->progs.aion_tls_free, 0, 0 },
-	};
-	struct probe *pr = lib == LIB_OPENSSL ? openssl : gnutls;
-	size_t i, n = lib == LIB_OPENSSL ? sizeof(openssl) / sizeof(openssl[0]) :
-					   sizeof(gnutls) / sizeof(gnutls[0]);
+	struct probe pr[8];
 	unsigned first = t->nlinks;
-	int err = 0, probes = 0;
+	size_t i, n;
+	int err = 0, probes = 0, slow;
 
+	n = plan(t, path, f, pr, &slow);
 	for (i = 0; i < n; i++) {
+		long off = pr[i].va ? vaddr_off(f, pr[i].va) : -1;
 		struct bpf_link *l;
 		int k;
 
-		/* The return probe first: an entry never waits for a return
-		 * that is not watched. */
-		for (k = pr[i].ret ? 1 : 0; k >= 0; k--) {
-			l = uprobe(k ? s->progs.aion_tls_ret : pr[i].entry, path, pr[i].fn, k);
-			if (!l) {
-				err = -errno;
-				break;
+		if (off < 0) {
+			if (!pr[i].required)
+				continue; /* a function this version lacks */
+			err = -ENOENT;
+			k = 0;
+		} else {
+			/* The return probe first: an entry never waits for a
+			 * return that is not watched. */
+			for (k = pr[i].ret ? 1 : 0; k >= 0; k--) {
+				l = uprobe(k ? t->skel->progs.aion_tls_ret : pr[i].entry, path, off, k);
+				if (!l) {
+					err = -errno;
+					break;
+				}
+				if (keep_link(t, l)) {
+					bpf_link__destroy(l);
+					err = -ENOMEM;
+					break;
+				}
+				probes++;
 			}
-			if (keep_link(t, l)) {
-				bpf_link__destroy(l);
-				err = -ENOMEM;
-				break;
-			}
-			probes++;
 		}
 		if (k >= 0) {
 			if (pr[i].required) {
-				fprintf(stderr, "tls: cannot attach to %s in %s: %s (needs uprobes: "
-						"CONFIG_UPROBE_EVENTS and CAP_PERFMON)\n",
-					pr[i].fn, name, strerror(-err));
+				fprintf(stderr, "tls: cannot attach to %s in %s: %s (uprobes need "
+						"CONFIG_UPROBE_EVENTS and CAP_PERFMON or root)\n",
+					pr[i].what, name, strerror(-err));
 				goto undo;
 			}
-			/* An optional function this version lacks (SSL_read_ex
-			 * before OpenSSL 1.1.1): its entry is not watched. */
 			err = 0;
 		}
 	}
+	if (slow)
+		fprintf(stderr, "tls: %s: the read/write functions start with an instruction that "
+				"uprobes single-step: each TLS read or write costs the process ~20 us "
+				"more on a VM\n", name);
 	return probes;
 undo:
 	while (t->nlinks > first)
@@ -332,7 +485,7 @@ static void inspect(struct tls *t, const char *path, const char *name, int exe)
 		}
 		return;
 	}
-	n = attach(t, path, name, f.lib);
+	n = attach(t, path, name, &f);
 	if (n < 0) {
 		fs->state = F_FAILED;
 		count_err(t, ERR_ATTACH);
