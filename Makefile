@@ -32,7 +32,7 @@ DEPS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool libcmocka-dev libmic
         make gcc pkg-config curl wrk nginx-light python3 prometheus iproute2 procps libclang-rt-14-dev \
         postgresql-15 postgresql-client-15 util-linux redis-server redis-tools mariadb-server \
         mariadb-client python3-psycopg2 python3-redis python3-pymysql libdbd-mariadb-perl \
-        nodejs apache2-utils
+        nodejs apache2-utils openssl libssl-dev python3-pycurl
 deps:
 	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) >/dev/null; \

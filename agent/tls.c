@@ -203,10 +203,13 @@ static int elf_facts(const char *path, struct elf_facts *f)
 	return 0;
 }
 
-/* A stripped binary's bytes still carry OpenSSL's or BoringSSL's name. */
+/* A stripped binary's bytes still carry OpenSSL's or BoringSSL's name, or
+ * the source file name their error reports record (OpenSSL_version, which
+ * holds the version text, is linked in only when the program calls it). */
 static int embeds_tls(const char *path)
 {
-	static const char *const marks[] = { "OpenSSL 1.", "OpenSSL 3.", "BoringSSL" };
+	static const char *const marks[] = { "OpenSSL 1.", "OpenSSL 3.", "BoringSSL",
+					     "ssl/ssl_lib.c" };
 	struct stat st;
 	int fd, found = 0;
 	void *m;

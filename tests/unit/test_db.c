@@ -1080,6 +1080,66 @@ static __u32 rng(void)
 /* The first chunk of each capture is told apart as its protocol, and which
  * side sent it; the first bytes of other protocols are not taken for a
  * database. */
+/* The first bytes of real TLS connections (tests/unit/captures/tls_*.bin,
+ * recorded between curl -k and nginx with ssl): a TLS record, whatever
+ * the cut, and never taken for a protocol. Clear-text openings are not. */
+static int tls_bytes(const void *p, size_t n)
+{
+	struct aion_http_scan *s = calloc(1, sizeof(*s));
+	int r;
+
+	assert_non_null(s);
+	dbsim_poison(s);
+	if (n > AION_WINDOW)
+		n = AION_WINDOW;
+	memcpy(s->buf, p, n);
+	s->len = (__u32)n;
+	s->total = (__u32)n;
+	r = aion_tls_record(s);
+	free(s);
+	return r;
+}
+
+static void test_tls_record(void **state UNUSED)
+{
+	static const char *const files[] = { "tests/unit/captures/tls_curl_client_hello.bin",
+					     "tests/unit/captures/tls_nginx_server_hello.bin" };
+	static const char get[] = "GET / HTTP/1.1\r\n", resp[] = "HTTP/1.1 200 OK\r\n";
+	static const __u8 alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28 };
+	static const __u8 appdata[] = { 0x17, 0x03, 0x03, 0x00, 0x20 };
+	static const __u8 sslv2[] = { 0x80, 0x2e, 0x01, 0x03, 0x01 };
+	__u8 buf[4096], req;
+	size_t i, k, n;
+
+	for (i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "rb");
+
+		if (!f)
+			fail_msg("%s: %s (run make unit from the repo root)", files[i], strerror(errno));
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		assert_true(n > 100);
+		assert_int_equal(buf[0], 0x16);
+		assert_int_equal(tls_bytes(buf, n), 1);
+		assert_int_equal(detect_bytes(buf, n, n, &req), AION_PROTO_UNKNOWN);
+		/* Three bytes tell; fewer do not. */
+		for (k = 0; k < 3; k++)
+			assert_int_equal(tls_bytes(buf, k), 0);
+		assert_int_equal(tls_bytes(buf, 3), 1);
+	}
+	assert_int_equal(tls_bytes(alert, sizeof(alert)), 1);
+	assert_int_equal(tls_bytes(appdata, sizeof(appdata)), 1);
+	assert_int_equal(tls_bytes(sslv2, sizeof(sslv2)), 0);
+	assert_int_equal(tls_bytes(get, sizeof(get) - 1), 0);
+	assert_int_equal(tls_bytes(resp, sizeof(resp) - 1), 0);
+	/* A PostgreSQL SSLRequest is clear text; the TLS after it is not. */
+	{
+		static const __u8 sslreq[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+
+		assert_int_equal(tls_bytes(sslreq, sizeof(sslreq)), 0);
+	}
+}
+
 static void test_detect(void **state UNUSED)
 {
 	static const __u8 gssenc[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30 };
@@ -1912,6 +1972,7 @@ int main(void)
 		cmocka_unit_test(test_captures_split_everywhere),
 		cmocka_unit_test(test_captures_writev),
 		cmocka_unit_test(test_detect),
+		cmocka_unit_test(test_tls_record),
 		cmocka_unit_test(test_detect_gives_up),
 		cmocka_unit_test(test_garbage_after_stream),
 		cmocka_unit_test(test_garbage_gives_up),
