@@ -89,6 +89,7 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 	skel->rodata->trace_all = o->trace_all;
 	skel->rodata->self_tgid = (__u32)getpid();
 	bpf_map__set_max_entries(skel->maps.target_bits, loader__bitmap_words());
+	bpf_map__set_max_entries(skel->maps.tls_tids, loader__bitmap_words());
 	/* aion_flush is run on demand (events.c), never attached. */
 	bpf_program__set_autoattach(skel->progs.aion_flush, false);
 	/* The data-path programs are reached by tail calls only. */

@@ -496,7 +496,6 @@ static void inspect(struct tls *t, const char *path, const char *name, int exe)
 	}
 	fs->state = F_PROBED;
 	__atomic_add_fetch(&t->libraries, 1, __ATOMIC_RELAXED);
-	t->skel->bss->tls_on = 1;
 	fprintf(stderr, "tls: attached to %s (%s, %d probes)\n", name, lib_names[f.lib], n);
 }
 

@@ -918,7 +918,8 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u8 op, int ex)
 	t.lenp = ex ? PT_REGS_PARM4(ctx) : 0;
 	t.fd = -1;
 	t.op = op;
-	bpf_map_update_elem(&tls_calls, &id, &t, BPF_ANY);
+	if (!bpf_map_update_elem(&tls_calls, &id, &t, BPF_ANY))
+		tls_tid((__u32)id, 1);
 	return 0;
 }
 
@@ -995,6 +996,7 @@ int aion_tls_ret(struct pt_regs *ctx)
 		return 0;
 	call = *t;
 	bpf_map_delete_elem(&tls_calls, &id);
+	tls_tid((__u32)id, 0);
 	ret = call.op & TLS_WIDE ? (long)PT_REGS_RC(ctx) : (long)(int)PT_REGS_RC(ctx);
 	k.ssl = call.ssl;
 	k.tgid = id >> 32;
@@ -1104,7 +1106,7 @@ static __always_inline int exit_io(struct trace_event_raw_sys_exit *ctx, __u8 ki
 
 	if (!is_target(tgid))
 		return 0;
-	if (tls_on) {
+	if (in_tls_call((__u32)id)) {
 		/* Inside a TLS call: this is its socket, and ciphertext. */
 		struct tls_call *t = bpf_map_lookup_elem(&tls_calls, &id);
 

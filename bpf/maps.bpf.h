@@ -11,9 +11,6 @@ const volatile __u32 wakeup_bytes = 256 * 1024;
 volatile __u32 report_execs;
 /* Incarnation numbers handed out by the kernel side (struct aion_target). */
 __u32 gen_next;
-/* Set by the agent once a TLS library has probes: from then on, syscalls of
- * targets look up whether a TLS call of their thread is in progress. */
-volatile __u32 tls_on;
 
 struct conn_key {
 	__u32 tgid;
@@ -295,6 +292,37 @@ struct {
 	__type(key, __u64);
 	__type(value, struct tls_call);
 } tls_calls SEC(".maps");
+
+/* One bit per thread id: a TLS call is in progress (the entry of tls_calls
+ * is looked up only then, so syscalls of processes that use no TLS pay an
+ * inlined array access). Sized like target_bits by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, __u64);
+} tls_tids SEC(".maps");
+
+static __always_inline void tls_tid(__u32 tid, int on)
+{
+	__u32 idx = tid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&tls_tids, &idx), bit = 1ULL << (tid & 63);
+
+	if (!w)
+		return;
+	if (on)
+		__sync_fetch_and_or(w, bit);
+	else
+		__sync_fetch_and_and(w, ~bit);
+}
+
+static __always_inline int in_tls_call(__u32 tid)
+{
+	__u32 idx = tid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&tls_tids, &idx);
+
+	return w && ((*w >> (tid & 63)) & 1);
+}
 
 /* (tgid, SSL *) -> socket fd, learnt from the syscalls inside its calls:
  * for reads served from the library's buffer, with no syscall. */
