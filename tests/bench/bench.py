@@ -232,9 +232,12 @@ def attach_points(pid):
         if e.get("pid") != pid:
             continue
         if e.get("filename"):
-            # A uprobe: the library file (its real path: /lib and /usr/lib
-            # are one directory on Debian) and the offset of the function.
-            out.add("%s/%s+0x%x" % (e.get("fd_type", "?"), os.path.realpath(e["filename"]), e.get("offset", 0)))
+            # A uprobe: the library file and the offset of the function. The
+            # agent reaches a file as /proc/PID/root/<path> (the process's
+            # mount namespace; the process may be gone by now); the real path
+            # of the rest (/lib and /usr/lib are one directory on Debian).
+            f = re.sub(r"^/proc/\d+/root(?=/)", "", e["filename"])
+            out.add("%s/%s+0x%x" % (e.get("fd_type", "?"), os.path.realpath(f), e.get("offset", 0)))
         else:
             out.add("%s/%s" % (e.get("fd_type", "?"), e.get("tracepoint") or e.get("func") or e.get("prog_id")))
     own = own_link_ids(pid)
@@ -248,35 +251,34 @@ def is_uprobe(point):
     return point.startswith(("uprobe/", "uretprobe/"))
 
 
-TLS_LIB_RE = re.compile(r"/libssl\.so[.\d]*$")
-
-
-def tls_libraries(pids=(), exes=()):
-    """The TLS library files (libssl.so*, OpenSSL 1.1/3) the traced processes
-    map, found as the agent finds them: in /proc/PID/maps of the running
-    processes, and for the clients the script starts in each round (wrk,
-    pgbench, redis-benchmark; not running yet) in what the dynamic loader
-    maps for them (ldd). One path per file (the agent attaches once per
-    library file): the floor attaches its empty uprobes to these."""
+def mapped_files(pids=(), exes=()):
+    """The files the traced processes map executable, where the agent looks
+    for TLS libraries (it probes a file that defines SSL_read/SSL_write or
+    gnutls_record_recv/send, once per file): from /proc/PID/maps of the
+    running processes, and for the clients the script starts in each round
+    (wrk, pgbench, redis-benchmark; not running yet) the executable and what
+    the dynamic loader maps for it (ldd). The floor is given all of them
+    (`--file`) and puts its empty uprobes where the agent would."""
     paths = []
     for pid in pids:
         try:
             with open("/proc/%d/maps" % pid) as f:
                 for line in f:
                     parts = line.split(None, 5)
-                    if len(parts) == 6 and TLS_LIB_RE.search(parts[5].rstrip("\n")):
-                        paths.append(parts[5].rstrip("\n"))
+                    if len(parts) == 6 and "x" in parts[1] and parts[5].startswith("/"):
+                        p = parts[5].rstrip("\n")
+                        if not p.endswith(" (deleted)"):
+                            paths.append(p)
         except OSError:
             continue
     for exe in exes:
+        paths.append(exe)
         try:
             r = subprocess.run(["ldd", exe], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                stdin=subprocess.DEVNULL, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             raise BenchError("ldd %s failed" % exe)
-        for m in re.finditer(r"=> (/\S+)", r.stdout.decode("utf-8", "replace")):
-            if TLS_LIB_RE.search(m.group(1)):
-                paths.append(m.group(1))
+        paths += re.findall(r"(?:=> |^\s*)(/\S+) \(0x", r.stdout.decode("utf-8", "replace"), re.M)
     out, seen = [], set()
     for p in paths:
         try:
@@ -373,7 +375,7 @@ class Server:
     exe = None
     pids = ()
     scheme = "http"   # url_scheme of the requests (nginx-https: "https")
-    client_exes = ()  # traced clients the script starts per round (their TLS libraries: tls_libraries)
+    client_exes = ()  # traced clients the script starts per round (what they map: mapped_files)
     db = False        # a database server driven by its own client (DbServer), not wrk
     driven = False    # the load is the object's own prepare_round/load/finish_round (DbServer, WrkClient)
     client = False    # the traced process is the HTTP client, wrk (WrkClient); the server is not traced
@@ -387,7 +389,7 @@ class Server:
 
     def tls_pids(self):
         """The traced processes running across the rounds (their maps name
-        the TLS libraries the agent probes)."""
+        the files where the agent looks for TLS libraries)."""
         return list(self.pids)
 
     def url(self, path="/"):
@@ -991,13 +993,14 @@ class AgentRun:
 
 
 class FloorRun:
-    def __init__(self, floor_bin, libs=(), timeout=30.0):
-        """libs: TLS library files to put the empty uprobes on (tls_libraries)."""
+    def __init__(self, floor_bin, files=(), timeout=30.0):
+        """files: the files the traced processes map (mapped_files); the
+        floor puts its empty uprobes on the TLS libraries among them."""
         tmp = lib.mkdtemp("bench-floor")
         self._err = open(os.path.join(tmp, "stderr"), "wb")
         argv = [floor_bin]
-        for l in libs:
-            argv += ["--lib", l]
+        for f in files:
+            argv += ["--file", f]
         self.proc = lib.spawn(argv, stdout=subprocess.PIPE, stderr=self._err)
         r, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().decode() if r else ""
@@ -1276,10 +1279,10 @@ class Bench:
         self.budget.append((label, value, limit, None if ok is None else bool(ok)))
 
     # ---- interleaved workloads -----------------------------------------
-    def interleave(self, name, param, server, url, rounds, seconds, conns, threads, variants, libs=()):
+    def interleave(self, name, param, server, url, rounds, seconds, conns, threads, variants, files=()):
         """rounds x variants (in this order within a round); returns
-        {variant: [measure() dicts]}. libs: the TLS libraries of the traced
-        processes, for the floor's uprobes (tls_libraries)."""
+        {variant: [measure() dicts]}. files: what the traced processes map,
+        for the floor's uprobes (mapped_files)."""
         a = self.args
         per = {v: [] for v in variants}
         for i in range(rounds):
@@ -1288,7 +1291,7 @@ class Bench:
                 self.wait_quiet()
                 v = None
                 if variant == "floor":
-                    v = FloorRun(self.floor_bin, libs)
+                    v = FloorRun(self.floor_bin, files)
                 elif variant == "agent":
                     v = AgentRun(self.agent_bin, server)
                     time.sleep(a.pause)
@@ -1328,9 +1331,9 @@ class Bench:
                "wrk -t%d -c%d" % (a.threads, a.conns) if path is not None else "its own client"))
         server = make_server()
         try:
-            libs = [] if a.no_floor else tls_libraries(server.tls_pids(), server.client_exes)
-            if libs:
-                vlog("TLS libraries for the floor's uprobes: %s" % " ".join(libs))
+            files = [] if a.no_floor else mapped_files(server.tls_pids(), server.client_exes)
+            vlog("files the traced processes map (the floor's uprobes go on the TLS libraries among them): %s"
+                 % " ".join(files))
             if server.driven:
                 url = None
                 server.warm_up(a.warmup, seconds)                   # warm-up (sizes the load), not measured
@@ -1338,7 +1341,7 @@ class Bench:
             else:
                 url = server.url(path)
                 run_wrk(url, a.warmup, a.conns, a.threads)            # warm-up, not measured
-            per = self.interleave(name, "", server, url, rounds, seconds, a.conns, a.threads, variants, libs)
+            per = self.interleave(name, "", server, url, rounds, seconds, a.conns, a.threads, variants, files)
         finally:
             server.stop()
         if server.db:

@@ -6,10 +6,12 @@
  * what its programs do on top. Keep this list in step with the agent's
  * SEC() lines that it attaches: the data-path programs (aion_data, aion_pg,
  * aion_mysql, aion_redis) are tail-called from the syscall programs and
- * aion_flush is run on demand, so none of them has a counterpart here.
- * The agent's TLS uprobes (on each TLS library file its traced processes
- * map) are the two programs at the end, which floor.c attaches to the
- * functions of its table for every library named with --lib.
+ * aion_flush is run on demand, so none of them has a counterpart here; nor
+ * have the TLS plaintext programs (aion_tls_data, aion_tls_pg, ...), tail-
+ * called from the uprobes. The agent's TLS uprobes (on each TLS library
+ * file its traced processes map) are the two programs at the end, which
+ * floor.c attaches to the functions of its tables for every library named
+ * with --lib.
  * bench.py checks at run time that both attach to the same tracepoints and
  * uprobes. */
 #include "vmlinux.h"
@@ -39,6 +41,9 @@ SYSCALL_EXIT(writev)
 SYSCALL_EXIT(sendmsg)
 SYSCALL_EXIT(sendfile64)
 SYSCALL_EXIT(connect)
+/* TLS (on by default): a traced process mapping a file executable, so that
+ * the agent finds TLS libraries loaded late. */
+SYSCALL_EXIT(mmap)
 
 /* connect() is timed from its entry (a refused or timed-out connect is a
  * client request that failed). */
@@ -62,8 +67,8 @@ int BPF_PROG(floor_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 }
 
 /* TLS: one empty program for every function entry and one for every
- * return the agent probes in a TLS library (floor.c attaches them, per
- * library file, pid -1 as the agent does). An empty program costs the same
+ * return the agent probes in a TLS library, OpenSSL or GnuTLS (floor.c
+ * attaches them, per library file, pid -1 as the agent does). An empty program costs the same
  * whichever function it is on, so two programs serve all the probes. */
 SEC("uprobe")
 int floor_uprobe(void *ctx)
