@@ -261,8 +261,17 @@ static void on_proc(struct events *ev, const struct aion_proc_event *p)
 	case AION_EV_PROC_EXEC_OTHER:
 		if (ev->targets)
 			targets__on_exec(ev->targets, (int)p->tgid);
-		if (ev->tls)
-			tls__scan_pid(ev->tls, (int)p->tgid);
+		/* Matched by path: traced from now on, its libraries maybe
+		 * mapped already. Execs of other files are none of TLS's
+		 * business: a probe on a library is paid by every process
+		 * that maps it. */
+		if (ev->tls) {
+			struct aion_target t;
+			__u32 tgid = p->tgid;
+
+			if (!bpf_map_lookup_elem(bpf_map__fd(ev->skel->maps.targets), &tgid, &t))
+				tls__scan_pid(ev->tls, (int)p->tgid);
+		}
 		break;
 	}
 }

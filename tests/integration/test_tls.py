@@ -834,6 +834,34 @@ def test_tls_disabled():
     agent.stop()
 
 
+def test_tls_untraced_not_probed():
+    """A probe on a library file is paid by every process that maps it, so
+    the agent attaches only to files its targets map. With an --exe
+    selector the kernel reports every exec on the host (for path matching):
+    an untraced wrk (libssl mapped, alive 3 s) and 3 curl runs over https
+    that no selector names must attach nothing. The --exe file's own exec,
+    reported after theirs on the same ring while wrk still runs, shows that
+    the agent has handled their notices."""
+    ng = tls_nginx()
+    tmp = lib.mkdtemp("sleep")
+    sleep = lib.copy_binary("/bin/sleep", os.path.join(tmp, "sleep"))
+    agent = start_agent(["--exe", sleep])
+    w = lib.spawn([WRK, "-t1", "-c1", "-d3s", ng.url("/ok")], stdout=subprocess.DEVNULL)
+    r = []
+    for _ in range(3):
+        r += curl_k([ng.url("/ok")])
+    _eq("untraced curl statuses", [x["code"] for x in r], [200] * 3)
+    p = lib.spawn([sleep, "30"])
+    lib.wait_target_event(agent, p.pid, "instrumented")
+    if w.poll() is not None:
+        fail("precondition: the untraced wrk exited before the agent handled the --exe exec")
+    s = agent.scrape()
+    _eq("`tls: attached to` lines for untraced processes", lib.tls_attached(agent), [])
+    _eq("%s with no traced TLS process" % TLS_LIBRARIES, gauge(s, TLS_LIBRARIES), 0)
+    no_http_series(s, ng.port, "untraced curl")
+    agent.stop()
+
+
 # ---------------------------------------------------------------------------
 # 9. OpenSSL linked statically into an --exe binary; a stripped copy
 
