@@ -899,12 +899,14 @@ int aion_redis(struct trace_event_raw_sys_exit *ctx)
 
 /* ---- TLS libraries: plaintext at the library's API ----------------------
  *
- * Uprobes on SSL_read/SSL_write(_ex)/SSL_do_handshake (OpenSSL, BoringSSL)
- * and gnutls_record_recv/gnutls_record_send/gnutls_handshake (GnuTLS),
- * attached once per library file. The entry notes the call per thread;
- * the syscalls made inside it tell its socket (and are ciphertext, left
- * alone); the return hands the plaintext to the same parsers as the
- * syscalls, on the same connection entry. */
+ * Uprobes (entry and return) on OpenSSL's ssl_read_internal/
+ * ssl_write_internal (what SSL_read/SSL_read_ex and SSL_write/SSL_write_ex
+ * call; the agent finds them, see agent/tls.c, or falls back to the public
+ * functions), SSL_do_handshake, and GnuTLS's gnutls_record_recv/
+ * gnutls_record_send/gnutls_handshake, attached once per library file. The
+ * entry notes the call per thread; the syscalls made inside it tell its
+ * socket (and are ciphertext, left alone); the return hands the plaintext
+ * to the same parsers as the syscalls, on the same connection entry. */
 
 static __always_inline int tls_enter(struct pt_regs *ctx, __u8 op, int ex)
 {
