@@ -88,6 +88,7 @@ static void test_errors_name_file_and_line(void **state UNUSED)
 	expect_error("body_size_buckets = -1\n", "bad.conf:1: body_size_buckets '-1'");
 	expect_error("body_size_buckets = 1,2,\n", "bad.conf:1: body_size_buckets '1,2,' ends with a comma");
 	expect_error("body_size_buckets = 1k\n", "bad.conf:1: body_size_buckets '1k'");
+	expect_error("tls = maybe\n", "bad.conf:1: tls 'maybe' must be on or off");
 	expect_error("body_size_buckets = 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,"
 		     "24,25,26,27,28,29,30,31,32\n", "bad.conf:1: body_size_buckets '0,1,2");
 }
@@ -138,6 +139,43 @@ static void test_too_many_selectors(void **state UNUSED)
 	assert_non_null(strstr(err, "at most 64 selectors"));
 	config__free(&c);
 	free(text);
+}
+
+/* tls: on/off (1/0, true/false, yes/no) from the file or AION_TLS; the
+ * flag (--no-tls, set as -1 by main.c) over both. Unset stays 0 (on). */
+static void test_tls(void **state UNUSED)
+{
+	struct config flags = {}, env = {}, file = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&file, "tls = off\n", "a.conf", err, sizeof(err)), 0);
+	assert_int_equal(file.tls, -1);
+	assert_int_equal(config__set(&env, "tls", "yes", err, sizeof(err)), 0);
+	assert_int_equal(env.tls, 1);
+	config__merge(&env, &file);
+	assert_int_equal(env.tls, 1); /* env over file */
+	flags.tls = -1;               /* --no-tls */
+	config__merge(&flags, &env);
+	assert_int_equal(flags.tls, -1);
+	config__free(&flags);
+	config__free(&env);
+	config__free(&file);
+
+	memset(&env, 0, sizeof(env));
+	setenv("AION_TLS", "0", 1);
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), 0);
+	assert_int_equal(env.tls, -1);
+	setenv("AION_TLS", "sometimes", 1);
+	config__free(&env);
+	memset(&env, 0, sizeof(env));
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "tls 'sometimes' must be on or off"));
+	unsetenv("AION_TLS");
+	config__free(&env);
+	memset(&env, 0, sizeof(env));
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), 0);
+	assert_int_equal(env.tls, 0);
+	config__free(&env);
 }
 
 static void test_env(void **state UNUSED)
@@ -232,6 +270,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_too_many_selectors),
 		cmocka_unit_test(test_body_size_buckets),
+		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_load_file),
