@@ -1499,9 +1499,10 @@ class MariaDB:
     """A MariaDB server in a temp dir (mariadb-install-db, root without a
     password), mariadbd run as user mysql on 127.0.0.1:port with its unix
     socket in the temp dir. admin()/status() talk over the unix socket
-    (PyMySQL from the test process), never over the TCP port."""
+    (PyMySQL from the test process), never over the TCP port. extra: more
+    mariadbd options (after the defaults)."""
 
-    def __init__(self, port=None, start_timeout=60.0):
+    def __init__(self, port=None, start_timeout=60.0, extra=()):
         need_exe(MARIADBD, "mariadb-server")
         need_exe(MARIADB_INSTALL_DB, "mariadb-server")
         need_module("pymysql", "python3-pymysql")
@@ -1529,7 +1530,7 @@ class MariaDB:
                            "--pid-file=" + os.path.join(self.tmp, "pid"), "--user=mysql",
                            "--log-error=" + os.path.join(self.tmp, "error.log"),
                            "--skip-name-resolve", "--innodb-buffer-pool-size=16M",
-                           "--innodb-log-file-size=8M", "--innodb-flush-log-at-trx-commit=0"],
+                           "--innodb-log-file-size=8M", "--innodb-flush-log-at-trx-commit=0"] + list(extra),
                           stdout=self._log, stderr=self._log, cwd=self.tmp, env=env)
         self.pid = self.proc.pid
         deadline = time.monotonic() + start_timeout

@@ -45,6 +45,11 @@ on stdin until the agent logged the attach.
   tls_disabled              --no-tls: nothing for TLS ports, plain still counted
   tls_static_exe            static OpenSSL client under --exe; stripped copy:
                             `stripped` + instrumentation_errors{stripped_binary}
+  tls_container_root        client in a mount namespace with a copy of libssl
+                            bind-mounted over the host path (--pid): the copy
+                            is probed (via /proc/PID/root), the host file not
+  tls_mariadb               MariaDB with TLS, PyMySQL + mariadb --ssl: db
+                            tables equal the same run in clear text
 """
 import json
 import os
@@ -967,3 +972,367 @@ def test_tls_static_exe():
     lines = [l for l in agent2.stderr_text().split("\n") if "stripped" in l]
     lib.log("stripped lines: %s" % lines)
     agent2.stop()
+
+
+# ---------------------------------------------------------------------------
+# 10. a client in another mount namespace: the libssl it maps is the file
+#     under its root (a copy bind-mounted over the host path)
+
+LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+
+NS_CLIENT = r'''
+import http.client, json, ssl, sys
+print("LOADED " + ssl.OPENSSL_VERSION, flush=True)
+sys.stdin.readline()
+port = int(sys.argv[1])
+ctx = ssl._create_unverified_context()
+out = []
+for paths in (sys.argv[2].split(","), sys.argv[3].split(",")):
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+    for p in paths:
+        c.request("GET", p)
+        r = c.getresponse()
+        b = r.read()
+        out.append([p, r.status, len(b), c.sock.getsockname()[1]])
+    c.close()
+print(json.dumps(out))
+'''
+
+
+def _maps_rows(pid, path):
+    """[(start, end, perms, offset, (major, minor), inode)] of the lines of
+    /proc/pid/maps for the file the process calls `path`."""
+    out = []
+    with open("/proc/%d/maps" % pid) as f:
+        for l in f:
+            p = l.split(None, 5)
+            if len(p) < 6 or p[5].strip() != path:
+                continue
+            a, b = (int(x, 16) for x in p[0].split("-"))
+            ma, mi = (int(x, 16) for x in p[3].split(":"))
+            out.append((a, b, p[1], int(p[2], 16), (ma, mi), int(p[4])))
+    return out
+
+
+def _breakpoints(pid, path, contents):
+    """{file offset: byte in memory} where the executable mappings of `path`
+    in process pid differ from the file's bytes `contents` (a uprobe is an
+    int3, 0xcc, written into the process's copy of the page)."""
+    out = {}
+    rows = [r for r in _maps_rows(pid, path) if "x" in r[2]]
+    if not rows:
+        fail("precondition: pid %d has no executable mapping of %s" % (pid, path))
+    with open("/proc/%d/mem" % pid, "rb", buffering=0) as m:
+        for start, end, _, off, _, _ in rows:
+            m.seek(start)
+            mem = m.read(end - start)
+            want = contents[off:off + len(mem)]
+            for page in range(0, len(want), 4096):
+                if mem[page:page + 4096] == want[page:page + 4096]:
+                    continue
+                for i in range(page, min(page + 4096, len(want))):
+                    if mem[i] != want[i]:
+                        out[off + i] = mem[i]
+    return out
+
+
+def _uprobes():
+    """[(pid, fd_type, filename, offset)] of every uprobe with a BPF
+    program that a process holds (bpftool perf show: BPF_TASK_FD_QUERY on
+    the perf event fds of every process)."""
+    lib.need_tool("bpftool")
+    r = subprocess.run(["bpftool", "-j", "perf", "show"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        fail("bpftool perf show failed: %s" % r.stderr.decode("utf-8", "replace"))
+    try:
+        rows = json.loads(r.stdout.decode() or "[]")
+    except ValueError as e:
+        fail("bpftool perf show: not JSON (%s): %r" % (e, r.stdout[:300]))
+    return sorted((x.get("pid"), x.get("fd_type"), x.get("filename"), x.get("offset")) for x in rows
+                  if x.get("fd_type") in ("uprobe", "uretprobe"))
+
+
+def _same_file(path, st):
+    try:
+        o = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    return (o.st_dev, o.st_ino) == (st.st_dev, st.st_ino)
+
+
+def test_tls_container_root():
+    """A Python HTTPS client in its own mount namespace (unshare -m) where a
+    copy of libssl.so.3 is bind-mounted over /usr/lib/x86_64-linux-gnu/
+    libssl.so.3: it maps the copy under the host's path. Traced alone by
+    --pid (the TLS nginx is not traced; nothing else maps the copy). The
+    agent reaches the file through /proc/PID/root: one `tls: attached to
+    /usr/lib/x86_64-linux-gnu/libssl.so.3 (openssl, N probes)` line before
+    /readyz, aion_agent_tls_libraries 1; every uprobe the agent holds
+    (bpftool perf show) names a file that is the copy (same inode), and the
+    int3s in the client's memory are exactly at those offsets of the copy;
+    the host libssl (as nginx maps it) got no new breakpoint. 7 + 3
+    keep-alive requests on two connections: client series exact with
+    url_scheme="https"; parse errors 0."""
+    unshare = lib.need_tool("unshare")
+    ng = tls_nginx()
+    tmp = lib.mkdtemp("nsssl")
+    copy = os.path.join(tmp, "libssl.so.3")
+    shutil.copyfile(LIBSSL, copy)
+    os.chmod(copy, 0o644)
+    with open(copy, "rb") as f:
+        contents = f.read()
+    cst, hst = os.stat(copy), os.stat(LIBSSL)
+    copy_id = ((os.major(cst.st_dev), os.minor(cst.st_dev)), cst.st_ino)
+    host_id = ((os.major(hst.st_dev), os.minor(hst.st_dev)), hst.st_ino)
+    first = ["/ok"] * 5 + [MISSING, "/ok"]
+    second = ["/ok", "/boom", "/ok"]
+    # unshare without --fork execs: the client keeps unshare's pid
+    cl = lib.StdioProc([unshare, "-m", "--propagation", "private", "/bin/sh", "-c",
+                        'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", copy, LIBSSL,
+                        lib.PYTHON, "-c", NS_CLIENT, ng.port, ",".join(first), ",".join(second)],
+                       "python client in a mount namespace", env=_env())
+    cl.expect("LOADED")
+    if os.readlink("/proc/%d/ns/mnt" % cl.pid) == os.readlink("/proc/self/ns/mnt"):
+        fail("precondition: the client is in the test's mount namespace")
+    _eq("precondition: the client runs python", os.path.realpath("/proc/%d/exe" % cl.pid),
+        os.path.realpath(lib.PYTHON))
+    ids = {(r[4], r[5]) for r in _maps_rows(cl.pid, LIBSSL)}
+    _eq("precondition: (device, inode) of %s in the client's /proc/PID/maps (the copy %s, not the host file %s)"
+        % (LIBSSL, copy_id, host_id), ids, {copy_id})
+    rst = os.stat("/proc/%d/root%s" % (cl.pid, LIBSSL))
+    _eq("precondition: /proc/PID/root%s is the copy" % LIBSSL, (rst.st_dev, rst.st_ino), (cst.st_dev, cst.st_ino))
+    _eq("precondition: TLS libraries the client maps", sorted(lib.tls_libs_of([cl.pid]).values()), [LIBSSL])
+    ng_pids = [p for p in nginx_pids(ng) if _maps_rows(p, LIBSSL)]
+    if not ng_pids:
+        fail("precondition: nginx (pid %d) does not map the host %s" % (ng.pid, LIBSSL))
+    _eq("precondition: breakpoints in the client's copy before the agent", _breakpoints(cl.pid, LIBSSL, contents),
+        {})
+
+    agent = start_agent(["--pid", str(cl.pid)])
+    att = lib.tls_attached(agent)
+    if len(att) != 1 or att[0][0] != LIBSSL or att[0][1] != "openssl" or att[0][2] < 1:
+        fail("expected exactly one `tls: attached to %s (openssl, N probes)` line when /readyz is 200, got %s;"
+             " tls lines:\n%s" % (LIBSSL, att, lib.tls_lines_text(agent)))
+    nprobes = att[0][2]
+    s = agent.scrape()
+    _eq(TLS_LIBRARIES, gauge(s, TLS_LIBRARIES), 1)
+    # the agent's own uprobes: all on the copy
+    before = _uprobes()
+    ups = [(t, fn, off) for pid, t, fn, off in before if pid == agent.proc.pid]
+    lib.log("agent uprobes: %s" % ups)
+    _eq("number of uprobes the agent holds (bpftool perf show) vs its attach line", len(ups), nprobes)
+    for fd_type, fn, off in ups:
+        same = _same_file(fn, cst)
+        if not same:
+            fail("%s at +%s on %r: not the copy (dev %d, inode %d; the host file's inode is %d): %s"
+                 % (fd_type, off, fn, cst.st_dev, cst.st_ino, hst.st_ino,
+                    "cannot stat it" if same is None else "inode %d" % os.stat(fn).st_ino))
+    # the kernel's view: int3s in the client's copy exactly at those offsets
+    bp = _breakpoints(cl.pid, LIBSSL, contents)
+    _eq("int3 offsets in the client's copy == the agent's uprobe offsets",
+        (sorted(bp), sorted(set(bp.values()))), (sorted({o for _, _, o in ups}), [0xcc]))
+    # none in the host file but at offsets of uprobes that other processes
+    # (another agent on this machine) hold on it, before or after the read
+    with open(LIBSSL, "rb") as f:
+        host = f.read()
+    host_bp = {pid: _breakpoints(pid, LIBSSL, host) for pid in ng_pids}
+    after = _uprobes()
+    others = sorted({(pid, off) for pid, _, fn, off in before + after
+                     if pid != agent.proc.pid and _same_file(fn, hst) is not False})
+    allowed = {off for _, off in others}
+    lib.log("host libssl: int3s %s; uprobes of other processes on it (pid, offset): %s"
+            % ({p: sorted(x) for p, x in host_bp.items()}, others))
+    for pid, x in host_bp.items():
+        extra = sorted(set(x) - allowed)
+        if extra:
+            fail("the host %s as nginx pid %d maps it has int3s at %s that no other process's uprobe explains "
+                 "(this agent's uprobes: %s of the copy; other processes' on the host file (pid, offset): %s)"
+                 % (LIBSSL, pid, extra, sorted({o for _, _, o in ups}), others))
+
+    svc = lib.exe_basename(cl.pid)
+    cl.send("go")
+    rows = json.loads(cl.finish(timeout=60).strip().split("\n")[-1])
+    code = {"/ok": 200, MISSING: 404, "/boom": 503}
+    _eq("statuses", [(r[0], r[1]) for r in rows], [(p, code[p]) for p in first + second])
+    _eq("connections (client ports)", len({r[3] for r in rows}), 2)
+    sizes = {}
+    for p, st, blen, _ in rows:
+        sizes.setdefault(("GET", str(st), "127.0.0.1", "https", str(st) if st >= 400 else ""), []).append(blen)
+    _eq("counts", counts_of(sizes), {("GET", "200", "127.0.0.1", "https", ""): 8,
+                                     ("GET", "404", "127.0.0.1", "https", "404"): 1,
+                                     ("GET", "503", "127.0.0.1", "https", "503"): 1})
+    s = expect_tables(agent, [
+        ("%s_count" % CL, lambda s: client_table(s, ng.port), counts_of(sizes)),
+        ("%s (count, sum)" % CL_RESP, lambda s: client_sums(s, ng.port, CL_RESP), sizes_to_sums(sizes)),
+        ("%s_count (nginx untraced)" % HIST, lambda s: server_table(s, ng.port), {}),
+    ])
+    for l, _ in select_series(s, CL + "_count", server_port=str(ng.port)):
+        _eq("service_name", l.get("service_name"), svc)
+    _eq("nginx access log: /ok 200", ng.access_count("/ok", 200), 8)
+    no_parse_errors(s)
+    _eq("%s at the end" % TLS_LIBRARIES, gauge(s, TLS_LIBRARIES), 1)
+    _eq("`tls: attached to` lines at the end", len(lib.tls_attached(agent)), 1)
+    agent.stop()
+
+
+# ---------------------------------------------------------------------------
+# 11. MariaDB with TLS: PyMySQL and the mariadb client, calibrated against
+#     the same clients in clear text
+
+MY_TLS_COM = ("Com_select", "Com_insert", "Com_update", "Com_delete", "Com_set_option", "Com_commit",
+              "Com_rollback", "Com_admin_commands", "Com_show_status")
+
+MY_TLS_CLIENT = r'''
+import json, sys
+import pymysql
+print("LOADED", flush=True)
+sys.stdin.readline()
+port, K, ca, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+kw = {"ssl": {"ca": ca, "check_hostname": False}} if mode == "tls" else {"ssl_disabled": True}
+c = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", database="app", **kw)
+cur = c.cursor()
+cur.execute("SHOW STATUS LIKE 'Ssl_cipher'")
+cipher = cur.fetchall()[0][1]
+version = c._sock.version() if hasattr(c._sock, "version") else ""
+for i in range(K):
+    cur.execute("INSERT INTO items (id, name, qty) VALUES (%s, %s, %s)", (i, "it'em \"%d\" ; --" % i, i))
+c.commit()
+for i in range(K):
+    cur.execute("SELECT name, qty FROM items WHERE id = %s", (i,))
+    assert cur.fetchall() == (("it'em \"%d\" ; --" % i, i),)
+for i in range(K):
+    cur.execute("UPDATE items SET qty = qty + %s WHERE id = %s", (10, i))
+for i in range(K):
+    cur.execute("DELETE FROM items WHERE id = %s", (i,))
+c.commit()
+c.ping(reconnect=False)
+try:
+    cur.execute("INSERT INTO items (id, name, qty) VALUES (%s, %s)", (1, "x"))
+    raise SystemExit("the bad INSERT did not fail")
+except pymysql.MySQLError as e:
+    assert e.args[0] == 1136, e
+c.rollback()
+# a 300 kB value each way (many TLS records)
+cur.execute("INSERT INTO items (id, name, qty) VALUES (%s, %s, %s)", (999, "y" * 300000, 0))
+cur.execute("SELECT name FROM items WHERE id = %s", (999,))
+assert cur.fetchall() == (("y" * 300000,),)
+cur.execute("DELETE FROM items WHERE id = %s", (999,))
+c.commit()
+c.close()
+print(json.dumps({"cipher": cipher, "version": version}))
+'''
+
+
+def _my_tls_phase(my, cert, mode, k):
+    """One agent (mariadbd --pid, PyMySQL --pid, the mariadb client --exe)
+    and one run of both clients with TLS (mode "tls") or without ("plain").
+    Returns (Com_* deltas, ciphers, {side: db table}, want tables)."""
+    tls = mode == "tls"
+    py = lib.StdioProc([lib.PYTHON, "-c", MY_TLS_CLIENT, my.port, k, cert, mode], "PyMySQL client (%s)" % mode)
+    py.expect("LOADED")
+    py_svc = lib.exe_basename(py.pid)
+    agent = start_agent(["--exe", lib.MARIADB, "--pid", str(my.pid), "--pid", str(py.pid)])
+    check_attached_now(agent, [my.pid, py.pid], "mariadbd and PyMySQL (%s)" % mode)
+    before = my.status(*MY_TLS_COM)
+    py.send("go")
+    res = json.loads(py.finish(timeout=60).strip().split("\n")[-1])
+
+    def cli(sql, ok_rc=(0,)):
+        return lib.run_client([lib.MARIADB, "--no-defaults", "-h", "127.0.0.1", "-P", str(my.port), "-u", "root",
+                               "-D", "app", "--ssl" if tls else "--skip-ssl", "-e", sql],
+                              "mariadb %s -e %r" % ("--ssl" if tls else "--skip-ssl", sql), timeout=30, ok_rc=ok_rc)
+    _, out, _ = cli("SHOW STATUS LIKE 'Ssl_cipher'")
+    rows = [l.split("\t") for l in out.strip().split("\n")]
+    if len(rows) != 2 or rows[1][0] != "Ssl_cipher":
+        fail("mariadb: SHOW STATUS LIKE 'Ssl_cipher' output %r" % out)
+    cli_cipher = rows[1][1] if len(rows[1]) > 1 else ""
+    cli("INSERT INTO items VALUES (1001, 'a', 1); INSERT INTO items VALUES (1002, 'b', 2); "
+        "SELECT name FROM items WHERE id = 1002")
+    cli("UPDATE items SET qty = qty + 1 WHERE id > 1000")
+    cli("DELETE FROM items WHERE id > 1000")
+    _, _, err = cli("selec 1", ok_rc=(1,))
+    if "ERROR 1064" not in err:
+        fail("`selec 1` did not fail with 1064: %r" % err)
+    _, _, err = cli("SELECT * FROM nosuch", ok_rc=(1,))
+    if "ERROR 1146" not in err:
+        fail("`SELECT * FROM nosuch` did not fail with 1146: %r" % err)
+    d = lib.status_delta(before, my.status(*MY_TLS_COM))
+    com = {n: v for n, v in d.items() if v}
+    want_py = {("SET", "", ""): 1, ("SHOW", "", ""): 1, ("INSERT", "items", ""): k + 1, ("COMMIT", "", ""): 3,
+               ("SELECT", "items", ""): k + 1, ("UPDATE", "items", ""): k, ("DELETE", "items", ""): k + 1,
+               ("PING", "", ""): 1, ("INSERT", "items", "1136"): 1, ("ROLLBACK", "", ""): 1}
+    want_cli = {("SHOW", "", ""): 1, ("INSERT", "items", ""): 2, ("SELECT", "items", ""): 1,
+                ("UPDATE", "items", ""): 1, ("DELETE", "items", ""): 1, ("_OTHER", "", "1064"): 1,
+                ("SELECT", "nosuch", "1146"): 1}
+    want = {}
+    for t in (want_py, want_cli):
+        for kk, v in t.items():
+            want[kk] = want.get(kk, 0) + v
+    got = {}
+    for side, base, w, labels in (("PyMySQL", DB_CLIENT, want_py, {"service_name": py_svc}),
+                                  ("mariadb client", DB_CLIENT, want_cli, {"service_name": "mariadb"}),
+                                  ("all clients", DB_CLIENT, want, {}),
+                                  ("mariadbd", DB_SERVER, want, {})):
+        try:
+            s = wait_db_table(agent, base, my.port, w, what="%s, %s" % (side, mode), **labels)
+        except lib.TestFailure as e:
+            fail("%s\n    agent counters: %s" % (e, agent_counters(agent.scrape())))
+        got[side] = lib.db_table(s, base, my.port, **labels)
+    for base in (DB_CLIENT, DB_SERVER):
+        for l, _ in select_series(s, base + "_count", server_port=str(my.port)):
+            _eq("db_system_name / server_address of %s (%s)" % (base, mode),
+                (l.get("db_system_name"), l.get("server_address")), ("mysql", "127.0.0.1"))
+    for l, _ in select_series(s, DB_SERVER + "_count", server_port=str(my.port)):
+        _eq("service_name of %s (%s)" % (DB_SERVER, mode), l.get("service_name"), "mariadbd")
+    no_http_series(s, my.port, "mariadb port (%s)" % mode)
+    no_parse_errors(s, mode)
+    lib.log("%s: PyMySQL cipher %r %r, mariadb client cipher %r, Com_* %s"
+            % (mode, res["cipher"], res["version"], cli_cipher, com))
+    agent.stop()
+    return com, (res["cipher"], res["version"], cli_cipher), got
+
+
+def test_tls_mariadb():
+    """MariaDB 10.11 with TLS (--ssl-cert/--ssl-key/--ssl-ca: a self-signed
+    certificate made by the test), mariadbd traced by --pid, PyMySQL
+    (--pid, started before the agent) and the mariadb client (--exe). The
+    same workload twice, each under its own agent: first in clear text
+    (PyMySQL ssl_disabled, mariadb --skip-ssl), then with
+    require_secure_transport=ON and TLS (PyMySQL ssl={"ca": cert},
+    mariadb --ssl); each client asks SHOW STATUS LIKE 'Ssl_cipher' (empty
+    in clear text, a cipher with TLS). PyMySQL: SET AUTOCOMMIT, K INSERT,
+    COMMIT, K SELECT, K UPDATE, K DELETE, COMMIT, PING, 1136, ROLLBACK,
+    300 kB each way; mariadb: INSERT x2 + SELECT, UPDATE, DELETE, 1064,
+    1146. Per client and on the server side, the TLS db tables equal the
+    clear-text ones exactly (and the expected tables), Com_* deltas equal;
+    parse errors 0."""
+    lib.need_exe(lib.MARIADB, "mariadb-client")
+    lib.need_module("pymysql", "python3-pymysql")
+    ctmp = lib.mkdtemp("mycert")
+    cert, key = lib.tls_cert(ctmp)
+    pw = lib.pwd.getpwnam("mysql")
+    for p in (cert, key):
+        os.chown(p, pw.pw_uid, pw.pw_gid)
+    os.chmod(key, 0o600)
+    my = lib.MariaDB(extra=["--ssl-cert=" + cert, "--ssl-key=" + key, "--ssl-ca=" + cert])
+    _eq("@@have_ssl, @@require_secure_transport", tuple(my.admin("SELECT @@have_ssl, @@require_secure_transport")),
+        (("YES", 0),))
+    my.admin("CREATE DATABASE app", "CREATE TABLE app.items (id INT PRIMARY KEY, name MEDIUMTEXT, qty INT)")
+    k = 20
+    com_plain, ciph_plain, plain = _my_tls_phase(my, cert, "plain", k)
+    # the failed SELECT and INSERT count too, the syntax error in none;
+    # Com_show_status: the two clients' and the status() query's own
+    _eq("Com_* deltas in clear text", com_plain,
+        {"Com_set_option": 1, "Com_show_status": 3, "Com_insert": k + 4, "Com_commit": 3, "Com_select": k + 3,
+         "Com_update": k + 1, "Com_delete": k + 2, "Com_admin_commands": 1, "Com_rollback": 1})
+    _eq("ciphers in clear text (PyMySQL Ssl_cipher, its socket's TLS version, mariadb's Ssl_cipher)",
+        ciph_plain, ("", "", ""))
+    my.admin("SET GLOBAL require_secure_transport = ON")
+    _eq("@@require_secure_transport", tuple(my.admin("SELECT @@require_secure_transport")), ((1,),))
+    com_tls, ciph_tls, tls = _my_tls_phase(my, cert, "tls", k)
+    if not (ciph_tls[0] and ciph_tls[1].startswith("TLS") and ciph_tls[2]):
+        fail("the TLS clients are not on TLS: PyMySQL Ssl_cipher %r, version %r; mariadb Ssl_cipher %r" % ciph_tls)
+    _eq("Com_* deltas with TLS vs clear text", com_tls, com_plain)
+    for side in plain:
+        _eq("db table of %s with TLS vs clear text" % side, tls[side], plain[side])
