@@ -24,7 +24,7 @@ AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps bench-deps run test unit integration fuzz bench clean
+.PHONY: all deps bench-deps run test unit unit-asan integration fuzz bench clean
 all: $(BUILD)/aion-agent
 
 # Debian 12 packages for building, testing and the real servers the tests use.
@@ -77,6 +77,21 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The same unit tests built with AddressSanitizer (leaks included) and
+# UndefinedBehaviorSanitizer; the first report fails the run.
+ASAN_FLAGS     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_LIB_OBJS  := $(LIB_SRCS:agent/%.c=$(BUILD)/asan/agent/%.o)
+ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/asan/tests/%)
+$(BUILD)/asan/agent/%.o: agent/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+$(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -Itests/unit $< $(ASAN_LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+unit-asan: $(ASAN_UNIT_BINS)
+	@set -e; for t in $(ASAN_UNIT_BINS); do echo "== $$t (ASan+UBSan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
 # libFuzzer on the HTTP and database framing parsers and the SQL tokenizer,
 # seeded with the real captures. `make test` runs each one for its own
 # FUZZ_SECONDS_* (10 + 5 + 5 s); FUZZ_SECONDS, when given, is the time of
@@ -121,6 +136,7 @@ integration: $(BUILD)/aion-agent
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) unit-asan
 	$(MAKE) fuzz
 	$(MAKE) integration
 
