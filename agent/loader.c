@@ -72,6 +72,32 @@ __u32 loader__bitmap_words(void)
 	return (__u32)((pid_max + 63) / 64);
 }
 
+/* Fill a tail-call array: slot 0 the data path, slot = protocol its parser. */
+static int install_data_path(struct bpf_map *map, struct bpf_program *data, struct bpf_program *pg,
+			     struct bpf_program *mysql, struct bpf_program *redis, const char *what)
+{
+	struct bpf_program *progs[] = {
+		[0] = data, [AION_PROTO_PG] = pg, [AION_PROTO_MYSQL] = mysql, [AION_PROTO_REDIS] = redis,
+	};
+	__u32 i;
+
+	for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		int pfd;
+
+		if (!progs[i])
+			continue;
+		pfd = bpf_program__fd(progs[i]);
+		if (bpf_map_update_elem(bpf_map__fd(map), &i, &pfd, BPF_ANY)) {
+			int err = -errno;
+
+			fprintf(stderr, "loader: cannot install the %sdata-path programs: %s\n", what,
+				strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
 struct aion_bpf *loader__start(const struct loader_opts *o)
 {
 	struct aion_bpf *skel;
@@ -130,53 +156,16 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 					" (run with --verbose for the verifier's log)");
 		goto fail;
 	}
-	{
-		/* Slot 0: aion_data; slot = protocol: that protocol's parser. */
-		struct bpf_program *progs[] = {
-			[0] = skel->progs.aion_data,
-			[AION_PROTO_PG] = skel->progs.aion_pg,
-			[AION_PROTO_MYSQL] = skel->progs.aion_mysql,
-			[AION_PROTO_REDIS] = skel->progs.aion_redis,
-		};
-		__u32 i;
-
-		for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-			int pfd;
-
-			if (!progs[i])
-				continue;
-			pfd = bpf_program__fd(progs[i]);
-			if (bpf_map_update_elem(bpf_map__fd(skel->maps.data_prog), &i, &pfd, BPF_ANY)) {
-				err = -errno;
-				fprintf(stderr, "loader: cannot install the data-path programs: %s\n",
-					strerror(-err));
-				goto fail;
-			}
-		}
-	}
-	if (!o->no_tls) {
-		struct bpf_program *progs[] = {
-			[0] = skel->progs.aion_tls_data,
-			[AION_PROTO_PG] = skel->progs.aion_tls_pg,
-			[AION_PROTO_MYSQL] = skel->progs.aion_tls_mysql,
-			[AION_PROTO_REDIS] = skel->progs.aion_tls_redis,
-		};
-		__u32 i;
-
-		for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-			int pfd;
-
-			if (!progs[i])
-				continue;
-			pfd = bpf_program__fd(progs[i]);
-			if (bpf_map_update_elem(bpf_map__fd(skel->maps.tls_prog), &i, &pfd, BPF_ANY)) {
-				err = -errno;
-				fprintf(stderr, "loader: cannot install the TLS data-path programs: %s\n",
-					strerror(-err));
-				goto fail;
-			}
-		}
-	}
+	/* Slot 0: the data path; slot = protocol: that protocol's parser. For
+	 * syscalls, and (their uprobe-type copies) for TLS plaintext. */
+	err = install_data_path(skel->maps.data_prog, skel->progs.aion_data, skel->progs.aion_pg,
+				skel->progs.aion_mysql, skel->progs.aion_redis, "");
+	if (!err && !o->no_tls)
+		err = install_data_path(skel->maps.tls_prog, skel->progs.aion_tls_data,
+					skel->progs.aion_tls_pg, skel->progs.aion_tls_mysql,
+					skel->progs.aion_tls_redis, "TLS ");
+	if (err)
+		goto fail;
 	err = aion_bpf__attach(skel);
 	if (err) {
 		fprintf(stderr, "loader: cannot attach to the syscall and sched tracepoints: %s "
