@@ -15,7 +15,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
               -Iinclude -I$(BUILD) -MMD -MP
 
 # Agent modules that do not need the BPF skeleton: unit-tested on the host.
-LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c \
+LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c agent/tlsplace.c \
               agent/config.c agent/identity.c agent/sql.c
 # Modules that drive the kernel side.
 BPF_SRCS   := agent/main.c agent/loader.c agent/targets.c agent/events.c agent/procs.c agent/tls.c

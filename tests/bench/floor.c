@@ -24,6 +24,7 @@
 #include <bpf/libbpf.h>
 
 #include "floor.skel.h"
+#include "tlsplace.h"
 
 static volatile sig_atomic_t stop;
 
@@ -40,193 +41,7 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return vfprintf(stderr, fmt, ap);
 }
 
-/* ---- what a file is (as agent/tls.c elf_facts sees it) ------------------ */
-
-enum tls_lib { LIB_NONE = 0, LIB_OPENSSL, LIB_GNUTLS };
-
-enum fn {
-	FN_SSL_READ, FN_SSL_WRITE, FN_SSL_READ_EX, FN_SSL_WRITE_EX, FN_SSL_HANDSHAKE, FN_SSL_FREE,
-	FN_GNUTLS_RECV, FN_GNUTLS_SEND, FN_GNUTLS_HANDSHAKE, FN_GNUTLS_DEINIT, FN__COUNT,
-};
-static const char *const fn_names[FN__COUNT] = {
-	"SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex", "SSL_do_handshake", "SSL_free",
-	"gnutls_record_recv", "gnutls_record_send", "gnutls_handshake", "gnutls_deinit",
-};
-
-#define MAX_SEGS 16
-
-struct elf_facts {
-	enum tls_lib lib;
-	GElf_Addr fn[FN__COUNT];          /* symbol values; 0: not defined */
-	struct { GElf_Addr vaddr, size, off; } seg[MAX_SEGS]; /* executable PT_LOADs */
-	unsigned nsegs;
-};
-
-static int elf_facts(const char *path, struct elf_facts *f)
-{
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-	size_t i, n = 0;
-	Elf *e;
-	int fd;
-
-	memset(f, 0, sizeof(*f));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e || elf_kind(e) != ELF_K_ELF) {
-		if (e)
-			elf_end(e);
-		close(fd);
-		return -ENOEXEC;
-	}
-	while ((scn = elf_nextscn(e, scn)) != NULL) {
-		Elf_Data *d;
-
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
-			continue;
-		d = elf_getdata(scn, NULL);
-		if (!d || !sh.sh_entsize)
-			continue;
-		for (i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *name;
-			int k;
-
-			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-			    GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_value)
-				continue;
-			name = elf_strptr(e, sh.sh_link, sym.st_name);
-			if (!name || (name[0] != 'S' && name[0] != 'g'))
-				continue;
-			for (k = 0; k < FN__COUNT; k++)
-				if (!f->fn[k] && !strcmp(name, fn_names[k]))
-					f->fn[k] = sym.st_value;
-		}
-	}
-	if (!elf_getphdrnum(e, &n))
-		for (i = 0; i < n && f->nsegs < MAX_SEGS; i++) {
-			GElf_Phdr ph;
-
-			if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
-				continue;
-			f->seg[f->nsegs].vaddr = ph.p_vaddr;
-			f->seg[f->nsegs].size = ph.p_filesz;
-			f->seg[f->nsegs].off = ph.p_offset;
-			f->nsegs++;
-		}
-	if (f->fn[FN_SSL_READ] && f->fn[FN_SSL_WRITE])
-		f->lib = LIB_OPENSSL;
-	else if (f->fn[FN_GNUTLS_RECV] && f->fn[FN_GNUTLS_SEND])
-		f->lib = LIB_GNUTLS;
-	elf_end(e);
-	close(fd);
-	return 0;
-}
-
-static long vaddr_off(const struct elf_facts *f, GElf_Addr va)
-{
-	unsigned i;
-
-	for (i = 0; i < f->nsegs; i++)
-		if (va >= f->seg[i].vaddr && va < f->seg[i].vaddr + f->seg[i].size)
-			return (long)(va - f->seg[i].vaddr + f->seg[i].off);
-	return -1;
-}
-
-static int code_at(const char *path, const struct elf_facts *f, GElf_Addr va, unsigned char *b, size_t n)
-{
-	long off = vaddr_off(f, va);
-	int fd, ok;
-
-	if (off < 0)
-		return -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ok = pread(fd, b, n, off) == (ssize_t)n;
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-/* 1 when x86 uprobes emulate the instruction at b (push, nop, call, jmp,
- * jcc); anything else is single-stepped, ~20 us per hit on a VM. */
-static int emulated(const unsigned char *b)
-{
-	return (b[0] >= 0x50 && b[0] <= 0x57) || (b[0] == 0x41 && b[1] >= 0x50 && b[1] <= 0x57) ||
-	       b[0] == 0x90 || b[0] == 0xe8 || b[0] == 0xe9 || b[0] == 0xeb ||
-	       (b[0] >= 0x70 && b[0] <= 0x7f) || (b[0] == 0x0f && b[1] >= 0x80 && b[1] <= 0x8f);
-}
-
-/* The function SSL_read_ex/SSL_write_ex at va calls straight away
- * (`[endbr64;] [sub $imm8,%rsp;] call X`) when X starts with an emulated
- * instruction (OpenSSL 3's ssl_read_internal/ssl_write_internal); else 0. */
-static GElf_Addr inner_call(const char *path, const struct elf_facts *f, GElf_Addr va)
-{
-	unsigned char b[16], t[4];
-	GElf_Addr target;
-	size_t i = 0;
-	int32_t rel;
-
-	if (!va || code_at(path, f, va, b, sizeof(b)))
-		return 0;
-	if (b[0] == 0xf3 && b[1] == 0x0f && b[2] == 0x1e && b[3] == 0xfa)
-		i = 4;
-	if (b[i] == 0x48 && b[i + 1] == 0x83 && b[i + 2] == 0xec)
-		i += 4;
-	if (b[i] != 0xe8)
-		return 0;
-	memcpy(&rel, &b[i + 1], sizeof(rel));
-	target = va + i + 5 + (GElf_Addr)(int64_t)rel;
-	if (code_at(path, f, target, t, sizeof(t)) || !emulated(t))
-		return 0;
-	return target;
-}
-
-/* ---- the probes ---------------------------------------------------------- */
-
-struct probe {
-	GElf_Addr va;
-	int ret;        /* also the return probe */
-	int required;   /* else skipped when the file lacks it */
-	const char *what;
-};
-
-/* Where the agent puts lib's probes in this file (agent/tls.c plan()). */
-static size_t plan(const char *path, const struct elf_facts *f, struct probe *pr)
-{
-	GElf_Addr rd, wr, va;
-	unsigned char b[8];
-	size_t n = 0;
-
-	if (f->lib == LIB_GNUTLS) {
-		pr[n++] = (struct probe){ f->fn[FN_GNUTLS_RECV], 1, 1, "gnutls_record_recv" };
-		pr[n++] = (struct probe){ f->fn[FN_GNUTLS_SEND], 1, 1, "gnutls_record_send" };
-		pr[n++] = (struct probe){ f->fn[FN_GNUTLS_HANDSHAKE], 1, 0, "gnutls_handshake" };
-		pr[n++] = (struct probe){ f->fn[FN_GNUTLS_DEINIT], 0, 0, "gnutls_deinit" };
-		return n;
-	}
-	rd = inner_call(path, f, f->fn[FN_SSL_READ_EX]);
-	wr = inner_call(path, f, f->fn[FN_SSL_WRITE_EX]);
-	if (rd && wr && rd != wr) {
-		pr[n++] = (struct probe){ rd, 1, 1, "ssl_read_internal" };
-		pr[n++] = (struct probe){ wr, 1, 1, "ssl_write_internal" };
-	} else {
-		pr[n++] = (struct probe){ f->fn[FN_SSL_READ], 1, 1, "SSL_read" };
-		pr[n++] = (struct probe){ f->fn[FN_SSL_WRITE], 1, 1, "SSL_write" };
-		pr[n++] = (struct probe){ f->fn[FN_SSL_READ_EX], 1, 0, "SSL_read_ex" };
-		pr[n++] = (struct probe){ f->fn[FN_SSL_WRITE_EX], 1, 0, "SSL_write_ex" };
-	}
-	pr[n++] = (struct probe){ f->fn[FN_SSL_HANDSHAKE], 1, 0, "SSL_do_handshake" };
-	/* SSL_free starts with `test %rdi,%rdi; je`: the probe is on the je. */
-	va = f->fn[FN_SSL_FREE];
-	if (va && !code_at(path, f, va, b, sizeof(b)) && b[0] == 0x48 && b[1] == 0x85 && b[2] == 0xff &&
-	    emulated(&b[3]))
-		va += 3;
-	pr[n++] = (struct probe){ va, 0, 0, "SSL_free" };
-	return n;
-}
+/* ---- the probes: where the agent puts them (agent/tlsplace.c) ---------- */
 
 #define MAX_FILES 256
 #define MAX_LINKS (MAX_FILES * 16)
@@ -239,16 +54,16 @@ static int n_tls_links;
  * -errno. */
 static int attach_file(struct floor_bpf *skel, const char *path)
 {
-	struct elf_facts f;
-	struct probe pr[8];
+	struct tls_facts f;
+	struct tls_probe pr[TLS_MAX_PROBES];
 	size_t i, n;
-	int k, probes = 0;
+	int k, probes = 0, slow;
 
-	if (elf_facts(path, &f) || f.lib == LIB_NONE)
+	if (tlsplace__facts(path, &f) || f.lib == TLS_LIB_NONE)
 		return 0;
-	n = plan(path, &f, pr);
+	n = tlsplace__plan(path, &f, pr, &slow);
 	for (i = 0; i < n; i++) {
-		long off = pr[i].va ? vaddr_off(&f, pr[i].va) : -1;
+		long off = pr[i].off;
 
 		if (off < 0) {
 			if (!pr[i].required)
