@@ -16,7 +16,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 
 # Agent modules that do not need the BPF skeleton: unit-tested on the host.
 LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c agent/tlsplace.c \
-              agent/config.c agent/identity.c agent/sql.c
+              agent/config.c agent/identity.c agent/sql.c agent/selfmetrics.c
 # Modules that drive the kernel side.
 BPF_SRCS   := agent/main.c agent/loader.c agent/targets.c agent/events.c agent/procs.c agent/tls.c
 LIB_OBJS   := $(LIB_SRCS:agent/%.c=$(BUILD)/agent/%.o)
@@ -67,6 +67,10 @@ $(BUILD)/agent/%.o: agent/%.c | $(BUILD)/agent
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(AGENT_OBJS): $(BUILD)/aion.skel.h
+
+# The commit the agent was built from, for aion_agent_build_info.
+AION_REVISION ?= $(shell git describe --always --dirty 2>/dev/null)
+$(BUILD)/agent/main.o: CFLAGS += -DAION_REVISION='"$(AION_REVISION)"'
 
 $(BUILD)/aion-agent: $(AGENT_OBJS) $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

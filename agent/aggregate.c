@@ -549,6 +549,7 @@ static struct series *aggregate__add_series(struct aggregate *a,
 	if (!s->labels || htab__insert(&a->series_by_key, h, s))
 		goto fail;
 	a->series[a->nseries++] = s;
+	a->fam_series[AGG_HTTP_SERVER]++;
 	return s;
 fail:
 	free(s->labels);
@@ -600,6 +601,9 @@ void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
 			goto out;
 		}
 	}
+	/* The family's budget: a new label set beyond it is only counted. */
+	if (a->fam_series[AGG_HTTP_SERVER] >= a->max_family_series)
+		goto drop;
 	s = aggregate__add_series(a, &k, h);
 	if (!s)
 		goto drop;
@@ -607,7 +611,7 @@ void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
 	series__sizes(a, s, smp->body_flags, smp->req_body, smp->resp_body);
 	goto out;
 drop:
-	/* Out of memory: count the loss where the budget losses are. */
+	/* Over budget or out of memory: counted with the route budget's losses. */
 	a->overflow++;
 out:
 	pthread_mutex_unlock(&a->lock);

@@ -34,7 +34,9 @@ struct agg_opts {
 	size_t nsize_buckets;
 	/* Distinct http_route values per service_name; 0: 100. */
 	unsigned max_routes_per_service;
-	/* Series per family other than HTTP server; 0: 10000. */
+	/* Label sets per duration family (HTTP server and client, database
+	 * client and server; the body-size twins follow their HTTP series);
+	 * 0: 10000. */
 	unsigned max_family_series;
 };
 

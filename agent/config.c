@@ -38,6 +38,25 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
+/* on/1/true/yes -> 1, off/0/false/no -> -1. 0 or -EINVAL. */
+static int parse_switch(const char *s, int *out)
+{
+	static const char *const on[] = { "on", "1", "true", "yes" }, *const off[] = { "off", "0", "false", "no" };
+	size_t i;
+
+	for (i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+		if (!strcmp(s, on[i])) {
+			*out = 1;
+			return 0;
+		}
+		if (!strcmp(s, off[i])) {
+			*out = -1;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 int config__check_name(const char *s)
 {
 	const char *p;
@@ -160,14 +179,19 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 		return 0;
 	}
 	if (!strcmp(key, "tls")) {
-		if (!strcmp(value, "on") || !strcmp(value, "1") || !strcmp(value, "true") ||
-		    !strcmp(value, "yes"))
-			c->tls = 1;
-		else if (!strcmp(value, "off") || !strcmp(value, "0") || !strcmp(value, "false") ||
-			 !strcmp(value, "no"))
-			c->tls = -1;
-		else
+		if (parse_switch(value, &c->tls))
 			return errf(err, n, "tls '%s' must be on or off", value);
+		return 0;
+	}
+	if (!strcmp(key, "bpf_stats")) {
+		if (parse_switch(value, &c->bpf_stats))
+			return errf(err, n, "bpf_stats '%s' must be on or off", value);
+		return 0;
+	}
+	if (!strcmp(key, "max_series")) {
+		if (parse_uint(value, 1000000, &v) || v < 100)
+			return errf(err, n, "max_series '%s' must be a number from 100 to 1000000", value);
+		c->max_series = (unsigned)v;
 		return 0;
 	}
 	if (!strcmp(key, "max_connections")) {
@@ -301,7 +325,8 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 		rc = config__set(c, key, val, msg, sizeof(msg));
 		if (rc == -ENOENT)
 			rc = errf(err, n, "%s:%d: unknown setting '%s' (listen, service_name, max_routes, "
-				  "max_connections, body_size_buckets, k8s_log_dir, tls, or a [target] section)",
+				  "max_series, max_connections, body_size_buckets, k8s_log_dir, tls, bpf_stats, "
+				  "or a [target] section)",
 				  name, lineno, key);
 		else if (rc)
 			rc = errf(err, n, "%s:%d: %s", name, lineno, msg);
@@ -359,6 +384,8 @@ int config__from_env(struct config *c, char *err, size_t n)
 		{ "AION_BODY_SIZE_BUCKETS", "body_size_buckets" },
 		{ "AION_K8S_LOG_DIR", "k8s_log_dir" },
 		{ "AION_TLS", "tls" },
+		{ "AION_MAX_SERIES", "max_series" },
+		{ "AION_BPF_STATS", "bpf_stats" },
 	};
 	static const struct {
 		const char *env;
@@ -428,6 +455,10 @@ void config__merge(struct config *hi, struct config *lo)
 		hi->max_connections = lo->max_connections;
 	if (!hi->tls)
 		hi->tls = lo->tls;
+	if (!hi->max_series)
+		hi->max_series = lo->max_series;
+	if (!hi->bpf_stats)
+		hi->bpf_stats = lo->bpf_stats;
 	if (!hi->nsize_buckets) {
 		memcpy(hi->size_buckets, lo->size_buckets, sizeof(hi->size_buckets));
 		hi->nsize_buckets = lo->nsize_buckets;

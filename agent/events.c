@@ -63,6 +63,11 @@ struct port_name {
 	__u32 tgid;
 };
 
+#define MAX_FILL 32
+/* A walk of every table is one system call per entry (up to ~150,000 when
+ * all are full, ~60 ms): at most once a second, however often scraped. */
+#define MAP_SAMPLE_NS 1000000000ULL
+
 struct events {
 	struct aion_bpf *skel;
 	struct aggregate *agg;
@@ -84,6 +89,13 @@ struct events {
 	struct db_cache_slot *db_cache;
 	struct db_cache_key db_key;
 	__u64 db_hash;
+	/* aion_agent_map_entries, walked at most every MAP_SAMPLE_NS. */
+	struct map_fill {
+		const char *name;
+		unsigned entries, max;
+	} fill[MAX_FILL];
+	unsigned nfill;
+	__u64 fill_ns;
 };
 
 static __u64 now_ns(void)
@@ -667,16 +679,45 @@ static __u64 counter_sum(int fd, __u32 idx)
 /* Live keys of a hash map (walked: a hash map has no count to read). */
 static unsigned map_entries(int fd, size_t key_size)
 {
-	char key[32], next[32];
+	char key[256], next[256];
 	void *prev = NULL;
 	unsigned n = 0;
 
+	if (key_size > sizeof(key))
+		return 0;
 	while (bpf_map_get_next_key(fd, prev, next) == 0 && n < (1u << 24)) {
 		memcpy(key, next, key_size);
 		prev = key;
 		n++;
 	}
 	return n;
+}
+
+/* Entries and capacity of every hash table of the object, sampled: the
+ * walk is repeated at most every MAP_SAMPLE_NS (arrays are always full and
+ * ring buffers are reported by their losses). Called by the scrape thread
+ * only. */
+static void sample_fill(struct events *ev)
+{
+	__u64 now = now_ns();
+	struct bpf_map *m;
+
+	if (ev->nfill && now - ev->fill_ns < MAP_SAMPLE_NS)
+		return;
+	ev->nfill = 0;
+	bpf_object__for_each_map(m, ev->skel->obj) {
+		enum bpf_map_type t = bpf_map__type(m);
+
+		if (t != BPF_MAP_TYPE_HASH && t != BPF_MAP_TYPE_LRU_HASH)
+			continue;
+		if (ev->nfill == MAX_FILL)
+			break;
+		ev->fill[ev->nfill].name = bpf_map__name(m);
+		ev->fill[ev->nfill].max = bpf_map__max_entries(m);
+		ev->fill[ev->nfill].entries = map_entries(bpf_map__fd(m), bpf_map__key_size(m));
+		ev->nfill++;
+	}
+	ev->fill_ns = now;
 }
 
 /* db_client_connection_count: the kernel's per-(process, server) counts,
@@ -747,11 +788,6 @@ static void render_pools(struct events *ev, struct strbuf *out)
 
 int events__render(struct events *ev, struct strbuf *out)
 {
-	static const struct {
-		const char *name;
-		size_t key_size;
-	} maps[] = { { "targets", 4 }, { "conns", 8 }, { "nonsock", 8 }, { "socks", 8 }, { "db_pool", 24 } };
-	struct bpf_map *m;
 	size_t i;
 
 	int cfd = bpf_map__fd(ev->skel->maps.counters);
@@ -786,22 +822,17 @@ int events__render(struct events *ev, struct strbuf *out)
 	procs__unlock(ev->procs);
 
 	render_pools(ev, out);
-	strbuf__puts(out, "# HELP aion_agent_map_entries Entries in a kernel map now.\n"
+	sample_fill(ev);
+	strbuf__puts(out, "# HELP aion_agent_map_entries Entries in a kernel hash table (sampled at most once a second).\n"
 			  "# TYPE aion_agent_map_entries gauge\n");
-	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		m = bpf_object__find_map_by_name(ev->skel->obj, maps[i].name);
-		if (m)
-			strbuf__printf(out, "aion_agent_map_entries{map=\"%s\"} %u\n", maps[i].name,
-				       map_entries(bpf_map__fd(m), maps[i].key_size));
-	}
-	strbuf__puts(out, "# HELP aion_agent_map_max_entries Capacity of a kernel map.\n"
+	for (i = 0; i < ev->nfill; i++)
+		strbuf__printf(out, "aion_agent_map_entries{map=\"%s\"} %u\n", ev->fill[i].name,
+			       ev->fill[i].entries);
+	strbuf__puts(out, "# HELP aion_agent_map_max_entries Capacity of a kernel hash table.\n"
 			  "# TYPE aion_agent_map_max_entries gauge\n");
-	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		m = bpf_object__find_map_by_name(ev->skel->obj, maps[i].name);
-		if (m)
-			strbuf__printf(out, "aion_agent_map_max_entries{map=\"%s\"} %u\n", maps[i].name,
-				       bpf_map__max_entries(m));
-	}
+	for (i = 0; i < ev->nfill; i++)
+		strbuf__printf(out, "aion_agent_map_max_entries{map=\"%s\"} %u\n", ev->fill[i].name,
+			       ev->fill[i].max);
 	strbuf__printf(out,
 		"# HELP aion_agent_events_total Records read from the kernel's ring buffers.\n"
 		"# TYPE aion_agent_events_total counter\n"

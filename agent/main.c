@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -21,11 +22,15 @@
 #include "loader.h"
 #include "procinfo.h"
 #include "procs.h"
+#include "selfmetrics.h"
 #include "targets.h"
 #include "tls.h"
 
 #ifndef AION_VERSION
 #define AION_VERSION "0.1.0"
+#endif
+#ifndef AION_REVISION
+#define AION_REVISION ""
 #endif
 
 static const char usage[] =
@@ -52,6 +57,9 @@ static const char usage[] =
 "                       (default: the executable's base name, e.g. nginx)\n"
 "  --max-routes N       distinct http_route values kept per service; the rest\n"
 "                       are counted under http_route=\"/*\" (default 100)\n"
+"  --max-series N       label sets kept per metric family (HTTP server, HTTP\n"
+"                       client, database client, database server); samples of\n"
+"                       new ones beyond are only counted (default 10000)\n"
 "  --max-connections N  connections tracked at once (default 16384)\n"
 "  --body-size-buckets LIST\n"
 "                       bounds in bytes of the http_*_body_size_bytes\n"
@@ -62,13 +70,17 @@ static const char usage[] =
 "  --no-tls             do not attach uprobes to TLS libraries (OpenSSL,\n"
 "                       GnuTLS): HTTPS and TLS database traffic is then not\n"
 "                       measured (default: TLS is traced)\n"
+"  --bpf-stats          export the kernel's run count and run time of each BPF\n"
+"                       program (adds two clock reads to every run; needs\n"
+"                       CAP_SYS_ADMIN)\n"
 "  --verbose            print libbpf's messages (the verifier's log on failure)\n"
 "  -h, --help           print this help and exit\n"
 "  --version            print the version and exit\n"
 "\n"
 "Environment: AION_CONFIG, AION_PID, AION_EXE, AION_PORT (comma-separated),\n"
 "AION_ALL=1, AION_LISTEN, AION_SERVICE_NAME, AION_MAX_ROUTES,\n"
-"AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR, AION_TLS=off.\n"
+"AION_MAX_SERIES, AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR,\n"
+"AION_TLS=off, AION_BPF_STATS=on.\n"
 "\n"
 "Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and a kernel with BTF.\n"
 "Example: sudo aion-agent --exe /usr/sbin/nginx && curl -s localhost:9090/metrics\n";
@@ -84,6 +96,7 @@ struct agent {
 	struct aggregate *agg;
 	struct events *ev;
 	struct procs *procs;
+	struct selfmetrics *self;
 };
 
 static volatile sig_atomic_t stop;
@@ -111,7 +124,7 @@ static void flag_error(const char *err)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_PID = 256, O_EXE, O_PORT, O_ALL, O_CONFIG, O_LISTEN, O_SVC, O_ROUTES, O_CONNS,
-	       O_K8S, O_SIZES, O_VERBOSE, O_VERSION, O_NO_TLS };
+	       O_K8S, O_SIZES, O_SERIES, O_VERBOSE, O_VERSION, O_NO_TLS, O_BPF_STATS };
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "exe", required_argument, NULL, O_EXE },
@@ -126,6 +139,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "body-size-buckets", required_argument, NULL, O_SIZES },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "no-tls", no_argument, NULL, O_NO_TLS },
+		{ "max-series", required_argument, NULL, O_SERIES },
+		{ "bpf-stats", no_argument, NULL, O_BPF_STATS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{},
@@ -134,6 +149,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		[O_LISTEN - O_LISTEN] = "listen", [O_SVC - O_LISTEN] = "service_name",
 		[O_ROUTES - O_LISTEN] = "max_routes", [O_CONNS - O_LISTEN] = "max_connections",
 		[O_K8S - O_LISTEN] = "k8s_log_dir", [O_SIZES - O_LISTEN] = "body_size_buckets",
+		[O_SERIES - O_LISTEN] = "max_series",
 	};
 	char err[CONFIG_ERR];
 	int opt, rc;
@@ -162,6 +178,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case O_CONNS:
 		case O_K8S:
 		case O_SIZES:
+		case O_SERIES:
 			rc = config__set(&o->cfg, set_keys[opt - O_LISTEN], optarg, err, sizeof(err));
 			if (rc) {
 				flag_error(rc == -ENOMEM ? "out of memory" : err);
@@ -173,6 +190,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case O_NO_TLS:
 			o->cfg.tls = -1;
+			break;
+		case O_BPF_STATS:
+			o->cfg.bpf_stats = 1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -263,20 +283,29 @@ static int check_selectors(struct options *o)
 	return 0;
 }
 
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static int render(struct strbuf *out, void *arg)
 {
 	struct agent *a = arg;
+	double t0 = now_seconds();
 	int err;
 
 	err = aggregate__render(a->agg, out);
-	if (err)
-		return err;
-	err = procs__render(a->procs, out);
-	if (err)
-		return err;
-	if (a->ev)
-		return events__render(a->ev, out);
-	return 0;
+	if (!err)
+		err = procs__render(a->procs, out);
+	if (!err && a->ev)
+		err = events__render(a->ev, out);
+	if (!err)
+		err = selfmetrics__render(a->self, out);
+	selfmetrics__scrape_done(a->self, now_seconds() - t0);
+	return err;
 }
 
 int main(int argc, char **argv)
@@ -289,6 +318,7 @@ int main(int argc, char **argv)
 	struct expo_opts eopts = {};
 	struct events_opts vopts = {};
 	struct procs_opts popts = {};
+	struct selfmetrics_opts sopts = { .version = AION_VERSION, .revision = AION_REVISION };
 	struct targets_maps tmaps = {};
 	const char *names[CONFIG_MAX_SELECTORS + 1] = {};
 	const char *exe_paths[CONFIG_MAX_SELECTORS + 1] = {};
@@ -341,6 +371,7 @@ int main(int argc, char **argv)
 	popts.log = !opt.all;
 	agent.procs = procs__new(&popts);
 	aopts.max_routes_per_service = cfg->max_routes ? cfg->max_routes : 100;
+	aopts.max_family_series = cfg->max_series ? cfg->max_series : 10000;
 	if (cfg->nsize_buckets) {
 		aopts.size_buckets = cfg->size_buckets;
 		aopts.nsize_buckets = cfg->nsize_buckets;
@@ -348,6 +379,14 @@ int main(int argc, char **argv)
 	agent.agg = aggregate__new(&aopts);
 	if (!agent.agg || !agent.procs) {
 		fprintf(stderr, "aion-agent: cannot set up the aggregator: %s\n", strerror(errno));
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	sopts.bpf_stats = cfg->bpf_stats > 0;
+	agent.self = selfmetrics__new(&sopts);
+	if (!agent.self) {
+		if (!sopts.bpf_stats)
+			fprintf(stderr, "aion-agent: out of memory\n");
 		err = -ENOMEM;
 		goto cleanup;
 	}
@@ -370,6 +409,7 @@ int main(int argc, char **argv)
 		err = -errno;
 		goto cleanup;
 	}
+	selfmetrics__set_object(agent.self, skel->obj);
 	tmaps.targets_fd = bpf_map__fd(skel->maps.targets);
 	tmaps.bits_fd = bpf_map__fd(skel->maps.target_bits);
 	tmaps.nwords = bpf_map__max_entries(skel->maps.target_bits);
@@ -462,12 +502,14 @@ cleanup:
 	expo__stop(expo);
 	/* Detach before freeing what the render callback reads. */
 	tls__free(tls);
+	selfmetrics__set_object(agent.self, NULL);
 	loader__stop(skel);
 	skel = NULL;
 	events__free(agent.ev);
 	targets__free(tg);
 	aggregate__free(agent.agg);
 	procs__free(agent.procs);
+	selfmetrics__free(agent.self);
 	config__free(cfg);
 	return err < 0 ? 1 : 0;
 }

@@ -519,6 +519,32 @@ static void test_route_budget(void **state UNUSED)
 	aggregate__free(a);
 }
 
+/* The HTTP server family has a label-set budget too (max_family_series),
+ * over every service: a service per process name (--all) or many ports
+ * cannot grow it without bound. An existing label set keeps counting. */
+static void test_http_server_family_budget(void **state UNUSED)
+{
+	struct agg_opts o = { .max_family_series = 3 };
+	struct aggregate *a = aggregate__new(&o);
+	struct parsed p;
+
+	assert_non_null(a);
+	add(a, "a", "GET", 200, "/x", "", 0.01);
+	add(a, "b", "GET", 200, "/x", "", 0.01);
+	add(a, "c", "GET", 200, "/x", "", 0.01);
+	add(a, "d", "GET", 200, "/x", "", 0.01); /* over: counted only */
+	add(a, "a", "GET", 500, "/x", "", 0.01); /* a new label set of a: over */
+	add(a, "b", "GET", 200, "/x", "", 0.01); /* existing: counted */
+	assert_int_equal(aggregate__overflow(a), 2);
+	render_parse(a, &p);
+	assert_int_equal(check_histograms(&p, FAMILY), 3);
+	assert_true(value_of(&p, FAMILY "_count", G("b", "GET", "200", "/x", "http", "8080", ""), "") == 2);
+	assert_false(has_group(&p, G("d", "GET", "200", "/x", "http", "8080", "")));
+	assert_true(overflow_of(&p) == 2);
+	parsed_free(&p);
+	aggregate__free(a);
+}
+
 static void test_custom_buckets_and_format(void **state UNUSED)
 {
 	static const double b[] = { 1e-05, 0.1, 0.3, 100000, 1e6 };
@@ -849,6 +875,7 @@ int main(void)
 		cmocka_unit_test(test_bucket_boundaries),
 		cmocka_unit_test(test_label_escaping),
 		cmocka_unit_test(test_route_budget),
+		cmocka_unit_test(test_http_server_family_budget),
 		cmocka_unit_test(test_custom_buckets_and_format),
 		cmocka_unit_test(test_bad_opts),
 		cmocka_unit_test(test_status_zero_and_nulls),

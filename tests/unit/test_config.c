@@ -89,6 +89,9 @@ static void test_errors_name_file_and_line(void **state UNUSED)
 	expect_error("body_size_buckets = 1,2,\n", "bad.conf:1: body_size_buckets '1,2,' ends with a comma");
 	expect_error("body_size_buckets = 1k\n", "bad.conf:1: body_size_buckets '1k'");
 	expect_error("tls = maybe\n", "bad.conf:1: tls 'maybe' must be on or off");
+	expect_error("bpf_stats = sometimes\n", "bad.conf:1: bpf_stats 'sometimes' must be on or off");
+	expect_error("max_series = 99\n", "bad.conf:1: max_series '99' must be a number from 100 to 1000000");
+	expect_error("max_series = 1000001\n", "bad.conf:1: max_series '1000001'");
 	expect_error("body_size_buckets = 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,"
 		     "24,25,26,27,28,29,30,31,32\n", "bad.conf:1: body_size_buckets '0,1,2");
 }
@@ -139,6 +142,29 @@ static void test_too_many_selectors(void **state UNUSED)
 	assert_non_null(strstr(err, "at most 64 selectors"));
 	config__free(&c);
 	free(text);
+}
+
+/* max_series and bpf_stats: file, AION_MAX_SERIES / AION_BPF_STATS, and
+ * the higher layer wins. */
+static void test_series_and_stats(void **state UNUSED)
+{
+	struct config env = {}, file = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&file, "max_series = 2500\nbpf_stats = on\n", "a.conf", err,
+				       sizeof(err)), 0);
+	assert_int_equal(file.max_series, 2500);
+	assert_int_equal(file.bpf_stats, 1);
+	setenv("AION_MAX_SERIES", "100", 1);
+	setenv("AION_BPF_STATS", "off", 1);
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), 0);
+	unsetenv("AION_MAX_SERIES");
+	unsetenv("AION_BPF_STATS");
+	config__merge(&env, &file);
+	assert_int_equal(env.max_series, 100);
+	assert_int_equal(env.bpf_stats, -1);
+	config__free(&env);
+	config__free(&file);
 }
 
 /* tls: on/off (1/0, true/false, yes/no) from the file or AION_TLS; the
@@ -272,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_body_size_buckets),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_series_and_stats),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_load_file),
 	};
