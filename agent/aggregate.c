@@ -586,6 +586,10 @@ void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
 		series__sizes(a, sl->p, smp->body_flags, smp->req_body, smp->resp_body);
 		goto out;
 	}
+	/* The family's budget: a new label set beyond it is only counted, and
+	 * nothing of it is kept (no service, no route). */
+	if (a->fam_series[AGG_HTTP_SERVER] >= a->max_family_series)
+		goto drop;
 	service = aggregate__intern(a, k.service);
 	if (!service)
 		goto drop;
@@ -601,9 +605,6 @@ void aggregate__http_server(struct aggregate *a, const struct http_sample *smp)
 			goto out;
 		}
 	}
-	/* The family's budget: a new label set beyond it is only counted. */
-	if (a->fam_series[AGG_HTTP_SERVER] >= a->max_family_series)
-		goto drop;
 	s = aggregate__add_series(a, &k, h);
 	if (!s)
 		goto drop;

@@ -369,6 +369,7 @@ int main(int argc, char **argv)
 	popts.default_name = cfg->service_name;
 	popts.k8s_log_dir = cfg->k8s_log_dir;
 	popts.log = !opt.all;
+	popts.max_services = cfg->max_series ? cfg->max_series : 10000;
 	agent.procs = procs__new(&popts);
 	aopts.max_routes_per_service = cfg->max_routes ? cfg->max_routes : 100;
 	aopts.max_family_series = cfg->max_series ? cfg->max_series : 10000;

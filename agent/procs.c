@@ -28,6 +28,8 @@ struct procs {
 	struct proc *tab[PROC_BUCKETS];
 	struct service *services;
 	unsigned nservices;
+	struct service *other;         /* beyond max_services; in services */
+	unsigned long long over;       /* processes named "_other" */
 	struct procs_opts o;
 	unsigned live, dead;
 	__u64 last_check_ns;
@@ -51,6 +53,8 @@ struct procs *procs__new(const struct procs_opts *o)
 	if (!p)
 		return NULL;
 	p->o = *o;
+	if (!p->o.max_services)
+		p->o.max_services = 10000;
 	p->tick = 1.0 / (hz > 0 ? hz : 100);
 	p->page = sysconf(_SC_PAGESIZE);
 	pthread_mutex_init(&p->lock, NULL);
@@ -89,7 +93,19 @@ void procs__unlock(struct procs *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* The interned service for a name and container identity. */
+static struct service *find_service(struct procs *p, const char *labels)
+{
+	struct service *s;
+
+	for (s = p->services; s; s = s->next)
+		if (!strcmp(s->labels, labels))
+			return s;
+	return NULL;
+}
+
+/* The interned service for a name and container identity. Beyond
+ * max_services (with container churn a node sees ever new identities) the
+ * rest share one, service_name="_other", which takes the last place. */
 static struct service *intern(struct procs *p, const char *name, const struct identity *id)
 {
 	struct strbuf sb;
@@ -104,10 +120,28 @@ static struct service *intern(struct procs *p, const char *name, const struct id
 	identity__labels(id, &sb);
 	if (sb.oom)
 		goto oom;
-	for (s = p->services; s; s = s->next) {
-		if (!strcmp(s->labels, sb.buf)) {
+	s = find_service(p, sb.buf);
+	if (s) {
+		strbuf__free(&sb);
+		return s;
+	}
+	if (p->nservices + 1 >= p->o.max_services) {
+		if (p->other) {
 			strbuf__free(&sb);
-			return s;
+			return p->other;
+		}
+		fprintf(stderr, "procs: %u services (names and containers) seen: processes of new ones are "
+				"named service_name=\"_other\" from now on (raise --max-series)\n", p->nservices);
+		strbuf__reset(&sb);
+		strbuf__puts(&sb, "service_name=\"_other\"");
+		nlen = sb.len;
+		name = "_other";
+		if (sb.oom)
+			goto oom;
+		p->other = find_service(p, sb.buf);
+		if (p->other) {
+			strbuf__free(&sb);
+			return p->other;
 		}
 	}
 	s = calloc(1, sizeof(*s));
@@ -123,6 +157,8 @@ static struct service *intern(struct procs *p, const char *name, const struct id
 	s->idx = p->nservices++;
 	s->next = p->services;
 	p->services = s;
+	if (p->nservices >= p->o.max_services)
+		p->other = s;
 	return s;
 oom:
 	strbuf__free(&sb);
@@ -204,6 +240,8 @@ static struct proc *insert(struct procs *p, __u32 tgid, __u32 gen, __u32 svc_id,
 	e->tgid = tgid;
 	e->gen = gen;
 	e->svc = resolve(p, tgid, svc_id, hint);
+	if (e->svc == p->other)
+		p->over++;
 	e->svc->live++;
 	p->live++;
 	e->next = p->tab[tgid % PROC_BUCKETS];
@@ -459,7 +497,10 @@ int procs__render(struct procs *p, struct strbuf *out)
 			strbuf__printf(out, "process_threads{%s} %ld\n", s->labels, t[s->idx].threads);
 	strbuf__printf(out, "# HELP aion_agent_instrumented_processes Processes in the target set (with --all: those seen so far).\n"
 			    "# TYPE aion_agent_instrumented_processes gauge\n"
-			    "aion_agent_instrumented_processes %u\n", p->live);
+			    "aion_agent_instrumented_processes %u\n"
+			    "# HELP aion_agent_service_overflow_total Processes (forks and execs) named service_name=\"_other\" because --max-series services were already seen.\n"
+			    "# TYPE aion_agent_service_overflow_total counter\n"
+			    "aion_agent_service_overflow_total %llu\n", p->live, p->over);
 	pthread_mutex_unlock(&p->lock);
 	free(v);
 	free(t);

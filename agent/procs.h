@@ -32,6 +32,9 @@ struct procs_opts {
 	const char *default_name;
 	const char *k8s_log_dir; /* NULL: /var/log/containers */
 	int log;                 /* one stderr line per process instrumented/dropped */
+	/* Distinct services (name + container identity) kept; processes of
+	 * later ones are named service_name="_other". 0: 10000. */
+	unsigned max_services;
 };
 
 struct procs *procs__new(const struct procs_opts *o);

@@ -419,7 +419,7 @@ def http_get(host, port, path, timeout=5.0, headers=None):
 # the agent
 
 class Agent:
-    def __init__(self, args, ready_timeout=20.0):
+    def __init__(self, args, ready_timeout=60.0):
         if not AGENT:
             fail("agent path not set")
         if not os.path.exists(AGENT):
@@ -537,7 +537,7 @@ def _indent(s, p="      "):
     return "\n".join(p + l for l in s.split("\n"))
 
 
-def start_agent(args, ready_timeout=20.0):
+def start_agent(args, ready_timeout=60.0):
     return Agent(args, ready_timeout)
 
 
@@ -988,7 +988,7 @@ class AgentEnv(Agent):
     lib's --listen flag: the listen address then comes from the environment
     or the config file and `port` says where /readyz is expected."""
 
-    def __init__(self, args, env=None, port=None, add_listen=True, ready_timeout=20.0):
+    def __init__(self, args, env=None, port=None, add_listen=True, ready_timeout=60.0):
         if not AGENT:
             fail("agent path not set")
         if not os.path.exists(AGENT):

@@ -207,3 +207,44 @@ def test_selfmetrics_max_series_budget():
     _eq("overflow counted", sum(v for k, v in s.items()
                                if k[0] == OVERFLOW and dict(k[1]).get("metric") == HIST), 50)
     agent.stop()
+
+
+def test_selfmetrics_service_budget():
+    """--max-series 100 also bounds the services (names and container
+    identities) the agent keeps: a traced shell running 150 programs of 150
+    different names gives 99 named services plus service_name="_other"
+    (the 100th place), and the processes beyond are counted."""
+    tmp = lib.mkdtemp("names")
+    names = ["prog%03d" % i for i in range(150)]
+    for n in names:
+        lib.copy_binary("/bin/true", os.path.join(tmp, n))
+    script = os.path.join(tmp, "run.sh")
+    lib.write_file(script, "#!/bin/sh\nread go\nfor n in %s; do \"%s/$n\" || exit 1; done\necho done\n"
+                   % (" ".join(names), tmp), mode=0o755)
+    sh = lib.spawn(["/bin/sh", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    agent = start_agent(["--pid", str(sh.pid), "--max-series", "100"])
+    sh.stdin.write(b"go\n")
+    sh.stdin.flush()
+    out = sh.stdout.readline()
+    _eq("script output", out, b"done\n")
+    _eq("script exit status", sh.wait(30), 0)
+
+    def services():
+        s = agent.scrape()
+        svc = {dict(k[1])["service_name"] for k in s if k[0] == "process_cpu_time_seconds_total"}
+        return len(svc) >= 100 and (s, svc)
+    s, svc = lib.wait_for(services, 10, what="fewer than 100 services in process_cpu_time_seconds_total")
+    _eq("services kept", len(svc), 100)
+    if "_other" not in svc or "sh" not in svc:
+        fail("expected sh and _other among the services, got %s" % sorted(svc))
+    kept = sorted(svc - {"_other", "sh"})
+    _eq("named programs kept (the first 98)", kept, names[:98])
+    # Counted per incarnation the agent adds: each exec of the 52 programs
+    # beyond, and the fork before it when the fork's notice is handled after
+    # the exec (the agent names a process from /proc/PID/exe then).
+    over = _one(s, "aion_agent_service_overflow_total")
+    if not 150 - 98 <= over <= 2 * (150 - 98):
+        fail("aion_agent_service_overflow_total %g: expected 52 execs (+ up to 52 forks)" % over)
+    if "raise --max-series" not in agent.stderr_text():
+        fail("no log line about the service budget; stderr:\n%s" % agent.stderr_text()[-1500:])
+    agent.stop()
