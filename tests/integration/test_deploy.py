@@ -380,3 +380,144 @@ def test_deploy_prometheus_rules_and_dashboard():
     agent.stop()
     pg.stop()
     web.stop()
+
+
+# --- the container image's file system with the DaemonSet's capabilities ----
+
+CAP_NUMBERS = {
+    "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5,
+    "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9, "NET_BIND_SERVICE": 10,
+    "NET_BROADCAST": 11, "NET_ADMIN": 12, "NET_RAW": 13, "IPC_LOCK": 14, "IPC_OWNER": 15,
+    "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_CHROOT": 18, "SYS_PTRACE": 19, "SYS_PACCT": 20,
+    "SYS_ADMIN": 21, "SYS_BOOT": 22, "SYS_NICE": 23, "SYS_RESOURCE": 24, "SYS_TIME": 25,
+    "SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28, "AUDIT_WRITE": 29, "AUDIT_CONTROL": 30,
+    "SETFCAP": 31, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35,
+    "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+}
+
+
+def _container_like(root, confdir, caps):
+    """A preexec_fn: a private mount namespace in which `root` (the image's
+    tree) is read-only, with the host's /proc and /sys (hostPID and the
+    DaemonSet's hostPath mounts) and confdir at /etc/aion; chroot into it;
+    the capability bounding set cut to `caps`, so that root's exec gets
+    exactly those."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    CLONE_NEWNS, MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
+    PR_CAPBSET_DROP = 24
+
+    def ck(rc, what):
+        if rc != 0:
+            os.write(2, ("container setup: %s: %s\n" % (what, os.strerror(ctypes.get_errno()))).encode())
+            os._exit(127)
+
+    def mount(src, dst, flags):
+        ck(libc.mount(src and src.encode(), dst.encode(), None, flags, None), "mount %s on %s" % (src, dst))
+
+    def setup():
+        ck(libc.unshare(CLONE_NEWNS), "unshare")
+        mount(None, "/", MS_REC | MS_PRIVATE)
+        mount(root, root, MS_BIND)
+        mount(None, root, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        mount("/proc", root + "/proc", MS_BIND | MS_REC)
+        mount("/sys", root + "/sys", MS_BIND | MS_REC)
+        mount(confdir, root + "/etc/aion", MS_BIND)
+        mount(None, root + "/etc/aion", MS_REMOUNT | MS_BIND | MS_RDONLY)
+        os.chroot(root)
+        os.chdir("/")
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+        for c in range(last + 1):
+            if c not in caps:
+                ck(libc.prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop capability %d" % c)
+    return setup
+
+
+def test_deploy_image_rootfs_daemonset_caps():
+    """The runtime stage's tree (deploy/container/rootfs.sh: the agent and
+    the shared objects ldd lists, nothing else), mounted read-only, the
+    agent run from it with exactly the capability set of the shipped
+    DaemonSet and the config format of its ConfigMap: it loads, and counts
+    N requests as N."""
+    with open(os.path.join(DEPLOY, "kubernetes", "base", "daemonset.yaml")) as f:
+        ds = yaml.safe_load(f)
+    c = ds["spec"]["template"]["spec"]["containers"][0]
+    names = c["securityContext"]["capabilities"]["add"]
+    unknown = [n for n in names if n not in CAP_NUMBERS]
+    if unknown:
+        fail("daemonset.yaml adds unknown capabilities %s" % unknown)
+    caps = {CAP_NUMBERS[n] for n in names}
+    with open(os.path.join(DEPLOY, "kubernetes", "base", "configmap.yaml")) as f:
+        cm = yaml.safe_load(f)
+    args = c["args"]
+    conf_path = args[args.index("--config") + 1]
+    conf_text = cm["data"][os.path.basename(conf_path)]
+
+    tmp = lib.mkdtemp("image")
+    root = os.path.join(tmp, "rootfs")
+    r = subprocess.run(["sh", os.path.join(DEPLOY, "container", "rootfs.sh"), lib.AGENT, root],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        fail("rootfs.sh failed: %s" % r.stdout.decode())
+    for d in ("proc", "sys"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    log("image tree: %s" % " ".join(files))
+
+    web = lib.start_python_server()
+    port = lib.free_port()
+    confdir = os.path.join(tmp, "etc-aion")
+    os.mkdir(confdir)
+    head = conf_text.split("[target]", 1)[0]
+    if "listen = 0.0.0.0:9090" not in head:
+        fail("the ConfigMap's aion.conf does not listen on 0.0.0.0:9090: %r" % conf_text)
+    with open(os.path.join(confdir, os.path.basename(conf_path)), "w") as f:
+        f.write(head.replace("listen = 0.0.0.0:9090", "listen = 127.0.0.1:%d" % port)
+                + "[target]\npid = %d\nservice_name = web\n" % web.pid)
+    err = open(os.path.join(tmp, "agent.stderr"), "wb")
+    proc = lib.spawn(["/usr/bin/aion-agent"] + args, stdout=err, stderr=err,
+                     preexec_fn=_container_like(root, confdir, caps))
+
+    def stderr():
+        with open(os.path.join(tmp, "agent.stderr"), "rb") as f:
+            return f.read().decode("utf-8", "replace")[-2000:]
+
+    def ready():
+        if proc.poll() is not None:
+            fail("the agent in the image tree exited with %d: %s" % (proc.returncode, stderr()))
+        try:
+            return lib.http_get("127.0.0.1", port, "/readyz", timeout=1.0)[0] == 200
+        except OSError:
+            return False
+    lib.wait_for(ready, 60, 0.1, what=lambda: "agent in the image tree not ready in 60 s: " + stderr())
+    with open("/proc/%d/status" % proc.pid) as f:
+        status = dict(l.split(":\t", 1) for l in f.read().splitlines() if ":\t" in l)
+    # exactly the DaemonSet's set, less what this machine's bounding set
+    # lacks itself (a sandbox may hold no CAP_SYS_RESOURCE)
+    with open("/proc/self/status") as f:
+        ours = int([l for l in f if l.startswith("CapBnd:")][0].split()[1], 16)
+    want = sum(1 << n for n in caps) & ours
+    absent = [nm for nm in names if not ours >> CAP_NUMBERS[nm] & 1]
+    for field in ("CapEff", "CapBnd"):
+        if int(status[field], 16) != want:
+            fail("agent %s %s, expected exactly the DaemonSet's %s (%x)" % (field, status[field].strip(), names, want))
+    if absent:
+        log("capabilities of the DaemonSet this machine cannot grant at all: %s" % absent)
+    if os.readlink("/proc/%d/root" % proc.pid) != root:
+        fail("agent root is %s, not the image tree" % os.readlink("/proc/%d/root" % proc.pid))
+
+    n = 37
+    codes = lib.keepalive_requests(web.port, ["/ok"] * n)
+    if codes != [200] * n:
+        fail("statuses %s" % codes)
+
+    def counted():
+        st, _, body = lib.http_get("127.0.0.1", port, "/metrics")
+        s = lib.parse_exposition(body.decode())
+        return lib.count(s, "http_server_request_duration_seconds", service_name="web") == n
+    lib.wait_for(counted, 10, 0.2, what=lambda: "web: %d requests not counted by the agent in the image tree" % n)
+    log("agent from the image tree (read-only, CapEff %s = %s): ready, %d of %d requests counted"
+        % (status["CapEff"].strip(), "+".join(nm for nm in names if nm not in absent), n, n))
+    lib.stop_proc(proc, timeout=10.0)
+    web.stop()
