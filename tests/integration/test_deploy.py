@@ -159,6 +159,7 @@ def _check_against_raw(p, rule, service, expected_fn):
         if _close(v, want):
             return v
         tries.append("at %.3f: rule %r, from raw samples %r" % (t, v, want))
+        log("%s{service_name=%r}: %s; comparing the next evaluation" % (rule, service, tries[-1]))
         time.sleep(1.5)
     fail("%s{service_name=%r} differs from the figure computed from the raw samples: %s"
          % (rule, service, "; ".join(tries)))
