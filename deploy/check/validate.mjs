@@ -12,7 +12,8 @@
 //    (npm kubernetes-models) or the prometheus-operator CRD schema
 //    (@kubernetes-models/prometheus-operator), and rejects fields the
 //    Kubernetes API does not know (the models of @kubernetes/client-node,
-//    generated from the same OpenAPI) — a typo such as hostPid is an error.
+//    generated from the same OpenAPI; for the CRDs, the field lists of the
+//    prometheus-operator models) — a typo such as hostPid is an error.
 // 3. Checks what schemas cannot: selectors match labels, probe and Service
 //    ports name a container port, mounts name volumes, the API server's
 //    capability rules, the ConfigMap's listen port and config path, the
@@ -166,6 +167,52 @@ function unknownFields(value, type, where, out) {
   for (const [k, v] of Object.entries(value)) {
     if (!attrs.has(k)) out.push(`${where}/${k}: unknown field (not in ${type})`);
     else unknownFields(v, attrs.get(k), `${where}/${k}`, out);
+  }
+}
+
+// Unknown fields of the prometheus-operator CRDs: their compiled schemas
+// accept any field, so the field lists come from the models' declarations
+// (one `declare class` per type, inherited fields included).
+const dtsCache = new Map();
+function dtsFields(file) {
+  if (dtsCache.has(file)) return dtsCache.get(file);
+  let res = null;
+  if (fs.existsSync(file)) {
+    const text = fs.readFileSync(file, "utf8");
+    const imports = new Map();
+    for (const m of text.matchAll(/^import \{ (I\w+) \} from "(.+)";$/gm)) {
+      imports.set(m[1], m[2].startsWith(".") ? path.join(path.dirname(file), m[2].replace(/\.js$/, ".d.ts")) : path.join(MODULES, m[2] + ".d.ts"));
+    }
+    const lines = text.split("\n").filter((l) => !/^\s*(\/\*\*|\*)/.test(l));
+    const start = lines.findIndex((l) => /^export declare class \w+ extends Model</.test(l));
+    if (start >= 0) {
+      res = new Map();
+      for (let i = start + 1; i < lines.length && lines[i] !== "}"; i++) {
+        const m = /^    "([^"]+)"\??: (.*)$/.exec(lines[i]);
+        if (!m) continue;
+        let type = m[2].replace(/;$/, "");
+        if (type.endsWith("{")) {
+          type = "{}";
+          while (i + 1 < lines.length && lines[i] !== "    };") i++;
+        }
+        const arr = /^Array<(I\w+)>$/.exec(type);
+        const ref = arr ? arr[1] : /^I\w+$/.test(type) ? type : null;
+        res.set(m[1], { file: ref ? imports.get(ref) : null, array: !!arr });
+      }
+    }
+  }
+  dtsCache.set(file, res);
+  return res;
+}
+
+function unknownCrdFields(value, file, where, out) {
+  const fields = file && dtsFields(file);
+  if (!fields || value === null || typeof value !== "object" || Array.isArray(value)) return;
+  for (const [k, v] of Object.entries(value)) {
+    const f = fields.get(k);
+    if (!f) out.push(`${where}/${k}: unknown field (not in ${path.basename(file, ".d.ts")})`);
+    else if (f.array && Array.isArray(v)) v.forEach((x, i) => unknownCrdFields(x, f.file, `${where}/${k}/${i}`, out));
+    else if (!f.array) unknownCrdFields(v, f.file, `${where}/${k}`, out);
   }
 }
 
@@ -346,12 +393,16 @@ for (const o of OVERLAYS) {
     } catch (e) {
       problem(where, `schema: ${e.message}`);
     }
-    if (!obj.apiVersion.startsWith("monitoring.coreos.com/")) {
-      const unknown = [];
+    const unknown = [];
+    if (obj.apiVersion.startsWith("monitoring.coreos.com/")) {
+      const file = path.join(MODULES, "@kubernetes-models/prometheus-operator", obj.apiVersion, obj.kind + ".d.ts");
+      if (!dtsFields(file)) problem(where, `no declarations in ${file}`);
+      unknownCrdFields(obj, file, "", unknown);
+    } else {
       if (!clientModels[clientType(obj)]) problem(where, `no client model ${clientType(obj)}`);
       unknownFields(obj, clientType(obj), "", unknown);
-      for (const u of unknown) problem(where, u);
     }
+    for (const u of unknown) problem(where, u);
     objects++;
   }
   const s = checkSemantics(objs, o);
