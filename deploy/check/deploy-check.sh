@@ -50,6 +50,15 @@ tmp=$(mktemp -d /tmp/aion-deploy-check.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 chmod 0755 "$tmp"
 cp "$agent" "$tmp/aion-agent"
+# First a file with an unknown setting, which must be refused: proof that
+# the agent parses the file before it looks at its privileges.
+printf 'no_such_setting = 1\n[target]\nall = 1\n' >"$tmp/check.conf" && chmod 0644 "$tmp/check.conf"
+rc=0
+msg=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$tmp/aion-agent" --config "$tmp/check.conf" 2>&1) || rc=$?
+case "$rc:$msg" in
+2:*check.conf:1:*) echo "a bad setting is refused: $msg" ;;
+*) echo "deploy-check: a config with an unknown setting was not refused with exit 2 and FILE:LINE (rc $rc: $msg): this check cannot work"; exit 1 ;;
+esac
 for f in "$out"/conf/* deploy/systemd/aion.conf; do
 	cp "$f" "$tmp/check.conf" && chmod 0644 "$tmp/check.conf"
 	rc=0
