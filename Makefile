@@ -24,7 +24,7 @@ AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps bench-deps run test unit unit-asan integration fuzz bench clean
+.PHONY: all deps bench-deps run test unit unit-asan integration fuzz bench clean deploy-check deploy-gen
 all: $(BUILD)/aion-agent
 
 # Debian 12 packages for building, testing and the real servers the tests use.
@@ -32,7 +32,7 @@ DEPS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool libcmocka-dev libmic
         make gcc pkg-config curl wrk nginx-light python3 prometheus iproute2 procps libclang-rt-14-dev \
         postgresql-15 postgresql-client-15 util-linux redis-server redis-tools mariadb-server \
         mariadb-client python3-psycopg2 python3-redis python3-pymysql libdbd-mariadb-perl \
-        nodejs apache2-utils openssl libssl-dev python3-pycurl
+        nodejs apache2-utils openssl libssl-dev python3-pycurl python3-yaml systemd
 deps:
 	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) >/dev/null; \
@@ -136,9 +136,20 @@ fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_db $(BUILD)/fuzz/fuzz_sql
 integration: $(BUILD)/aion-agent
 	/usr/bin/python3 tests/integration/run.py --agent $(BUILD)/aion-agent
 
+# Every shipped file under deploy/ checked offline by a real tool: promtool,
+# the Kubernetes and prometheus-operator schemas (npm packages pinned in
+# deploy/check, installed under $(BUILD)/deploy-check), the agent's config
+# parser, systemd-analyze, the container image's tree. deploy-gen rewrites
+# the PrometheusRule from deploy/prometheus/rules.
+deploy-check: $(BUILD)/aion-agent
+	sh deploy/check/deploy-check.sh $(BUILD)
+deploy-gen:
+	sh deploy/check/deploy-check.sh $(BUILD) gen
+
 # The one command that sets up and passes every test (CI runs exactly this).
 test: deps
 	$(MAKE) all
+	$(MAKE) deploy-check
 	$(MAKE) unit
 	$(MAKE) unit-asan
 	$(MAKE) fuzz
