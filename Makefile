@@ -24,7 +24,7 @@ AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps bench-deps run test unit unit-asan integration fuzz bench clean
+.PHONY: all deps bench-deps run test unit unit-asan integration fuzz bench clean soak
 all: $(BUILD)/aion-agent
 
 # Debian 12 packages for building, testing and the real servers the tests use.
@@ -132,6 +132,12 @@ fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_db $(BUILD)/fuzz/fuzz_sql
 integration: $(BUILD)/aion-agent
 	/usr/bin/python3 tests/integration/run.py --agent $(BUILD)/aion-agent
 
+# Soak (tests/soak/README.md): SOAK_SECONDS of mixed load (hour-capable),
+# then 10,000 series under the RSS limit. `make test` runs it for 90 s.
+SOAK_SECONDS ?= 120
+soak: $(BUILD)/aion-agent
+	/usr/bin/python3 tests/soak/soak.py --agent $(BUILD)/aion-agent --duration $(SOAK_SECONDS)
+
 # The one command that sets up and passes every test (CI runs exactly this).
 test: deps
 	$(MAKE) all
@@ -139,6 +145,7 @@ test: deps
 	$(MAKE) unit-asan
 	$(MAKE) fuzz
 	$(MAKE) integration
+	$(MAKE) soak SOAK_SECONDS=90
 
 # Overhead benchmark (tests/bench/README.md): ~11 minutes; BENCH_ARGS=--quick for ~3.
 include tests/bench/Makefile.inc
