@@ -49,8 +49,8 @@ struct config {
 int config__add_selector(struct config *c, enum selector_kind kind, const char *value,
 			 const char *service_name, char *err, size_t n);
 /* One setting by its file/env name (listen, service_name, max_routes,
- * max_connections, body_size_buckets, k8s_log_dir, tls, ring_buffer_size). 0, -ENOENT for an unknown name, or
- * -EINVAL with a message in err. */
+ * max_connections, body_size_buckets, k8s_log_dir, tls, ring_buffer_size).
+ * 0, -ENOENT for an unknown name, or -EINVAL with a message in err. */
 int config__set(struct config *c, const char *key, const char *value, char *err, size_t n);
 /* Parse a config file's text; name is used in messages ("FILE:LINE: ...").
  * 0, or -EINVAL with the message in err. */
