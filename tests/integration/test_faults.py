@@ -42,7 +42,7 @@ def test_faults_ring_buffer_flood_lost_exact():
     written or counted lost 8 at a time: none vanishes, none counts twice)."""
     n = 3000
     ng = start_nginx('location = /flood { return 200 "ok\\n"; }')
-    agent = start_agent(["--pid", str(ng.pid), "--ring-buffer-size", "4096"])
+    agent = start_agent(["--pid", str(ng.pid), "--ring-buffer-size", "4096"], ready_timeout=60)
     port = str(ng.port)
     s = agent.scrape()
     if _lost(s) != 0 or count(s, server_port=port) != 0:
@@ -109,7 +109,7 @@ def test_faults_ring_buffer_size_bad_values():
             fail("aion-agent %s (env %s): expected exit 2 and one line with %r, got %d: %r"
                  % (" ".join(args), env, needle, rc, err))
     ng = start_nginx('location = /ok { return 200 "ok\\n"; }')
-    agent = start_agent(["--pid", str(ng.pid), "--ring-buffer-size", "64K"])
+    agent = start_agent(["--pid", str(ng.pid), "--ring-buffer-size", "64K"], ready_timeout=60)
     if lib.curl([ng.url("/ok")] * 3) != [200] * 3:
         fail("curl against nginx failed")
     agent.wait_count(3, server_port=str(ng.port))
