@@ -24,7 +24,7 @@ AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps bench-deps run test unit unit-asan integration fuzz bench clean deploy-check deploy-gen
+.PHONY: all deps bench-deps run test unit unit-asan integration fuzz bench clean deploy-check deploy-gen soak
 all: $(BUILD)/aion-agent
 
 # Debian 12 packages for building, testing and the real servers the tests use.
@@ -145,6 +145,11 @@ deploy-check: $(BUILD)/aion-agent
 	sh deploy/check/deploy-check.sh $(BUILD)
 deploy-gen:
 	sh deploy/check/deploy-check.sh $(BUILD) gen
+# Soak (tests/soak/README.md): SOAK_SECONDS of mixed load (hour-capable),
+# then 10,000 series under the RSS limit. `make test` runs it for 90 s.
+SOAK_SECONDS ?= 120
+soak: $(BUILD)/aion-agent
+	/usr/bin/python3 tests/soak/soak.py --agent $(BUILD)/aion-agent --duration $(SOAK_SECONDS)
 
 # The one command that sets up and passes every test (CI runs exactly this).
 test: deps
@@ -154,6 +159,7 @@ test: deps
 	$(MAKE) unit-asan
 	$(MAKE) fuzz
 	$(MAKE) integration
+	$(MAKE) soak SOAK_SECONDS=90
 
 # Overhead benchmark (tests/bench/README.md): ~11 minutes; BENCH_ARGS=--quick for ~3.
 include tests/bench/Makefile.inc

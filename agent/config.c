@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "expo.h"
@@ -194,6 +195,32 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 		c->max_series = (unsigned)v;
 		return 0;
 	}
+	if (!strcmp(key, "ring_buffer_size")) {
+		/* The kernel wants a power of two that is a multiple of the
+		 * page size; K/M/G are binary (4M = 4194304). */
+		unsigned long mul = 1, page = (unsigned long)sysconf(_SC_PAGESIZE);
+		char num[32];
+		size_t len = strlen(value);
+
+		if (len && len < sizeof(num)) {
+			memcpy(num, value, len + 1);
+			switch (num[len - 1]) {
+			case 'k': case 'K': mul = 1UL << 10; break;
+			case 'm': case 'M': mul = 1UL << 20; break;
+			case 'g': case 'G': mul = 1UL << 30; break;
+			}
+			if (mul > 1)
+				num[len - 1] = '\0';
+		}
+		if (!len || len >= sizeof(num) || parse_uint(num, CONFIG_RING_MAX / mul, &v))
+			v = 0;
+		v *= mul;
+		if (v < CONFIG_RING_MIN || (v & (v - 1)) || v % page)
+			return errf(err, n, "ring_buffer_size '%s' must be a power of two of bytes from 4096 "
+				    "to 1G (and a multiple of the page size, %lu), e.g. 4M", value, page);
+		c->ring_buffer_size = v;
+		return 0;
+	}
 	if (!strcmp(key, "max_connections")) {
 		if (parse_uint(value, 1 << 22, &v) || v < 64)
 			return errf(err, n, "max_connections '%s' must be a number from 64 to 4194304", value);
@@ -326,6 +353,7 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 		if (rc == -ENOENT)
 			rc = errf(err, n, "%s:%d: unknown setting '%s' (listen, service_name, max_routes, "
 				  "max_series, max_connections, body_size_buckets, k8s_log_dir, tls, bpf_stats, "
+				  "ring_buffer_size, "
 				  "or a [target] section)",
 				  name, lineno, key);
 		else if (rc)
@@ -386,6 +414,7 @@ int config__from_env(struct config *c, char *err, size_t n)
 		{ "AION_TLS", "tls" },
 		{ "AION_MAX_SERIES", "max_series" },
 		{ "AION_BPF_STATS", "bpf_stats" },
+		{ "AION_RING_BUFFER_SIZE", "ring_buffer_size" },
 	};
 	static const struct {
 		const char *env;
@@ -459,6 +488,8 @@ void config__merge(struct config *hi, struct config *lo)
 		hi->max_series = lo->max_series;
 	if (!hi->bpf_stats)
 		hi->bpf_stats = lo->bpf_stats;
+	if (!hi->ring_buffer_size)
+		hi->ring_buffer_size = lo->ring_buffer_size;
 	if (!hi->nsize_buckets) {
 		memcpy(hi->size_buckets, lo->size_buckets, sizeof(hi->size_buckets));
 		hi->nsize_buckets = lo->nsize_buckets;

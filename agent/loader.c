@@ -149,6 +149,13 @@ struct aion_bpf *loader__start(const struct loader_opts *o)
 		bpf_map__set_max_entries(skel->maps.conns, o->max_connections);
 		bpf_map__set_max_entries(skel->maps.socks, o->max_connections);
 	}
+	if (o->ring_buffer_size) {
+		/* Wake-ups are asked for past 1/16 of the ring (256 KiB of the
+		 * default 4 MiB): a small ring must not fill between polls
+		 * without one. */
+		bpf_map__set_max_entries(skel->maps.events, (__u32)o->ring_buffer_size);
+		skel->rodata->wakeup_bytes = (__u32)(o->ring_buffer_size / 16);
+	}
 	err = aion_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "loader: the kernel refused the BPF programs: %s%s\n", strerror(-err),

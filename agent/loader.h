@@ -11,6 +11,7 @@ struct aion_bpf;
 struct loader_opts {
 	bool trace_all;
 	__u32 max_connections; /* 0: default */
+	unsigned long ring_buffer_size; /* bytes of `events`, a power of two; 0: default */
 	bool verbose;          /* pass libbpf's debug output through */
 	bool no_tls;           /* leave the TLS-library programs out */
 };

@@ -65,6 +65,10 @@ static const char usage[] =
 "                       bounds in bytes of the http_*_body_size_bytes\n"
 "                       histograms, increasing, comma-separated (default\n"
 "                       0,32,64,128,256,512,1024,2048,4096,8192)\n"
+"  --ring-buffer-size BYTES\n"
+"                       size of the kernel's ring buffer of completed\n"
+"                       requests: a power of two from 4096 to 1G, K/M/G\n"
+"                       suffixes (default 4M)\n"
 "  --k8s-log-dir DIR    where kubelet's container log links name pods\n"
 "                       (default /var/log/containers)\n"
 "  --no-tls             do not attach uprobes to TLS libraries (OpenSSL,\n"
@@ -80,7 +84,7 @@ static const char usage[] =
 "Environment: AION_CONFIG, AION_PID, AION_EXE, AION_PORT (comma-separated),\n"
 "AION_ALL=1, AION_LISTEN, AION_SERVICE_NAME, AION_MAX_ROUTES,\n"
 "AION_MAX_SERIES, AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR,\n"
-"AION_TLS=off, AION_BPF_STATS=on.\n"
+"AION_TLS=off, AION_BPF_STATS=on, AION_RING_BUFFER_SIZE.\n"
 "\n"
 "Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and a kernel with BTF.\n"
 "Example: sudo aion-agent --exe /usr/sbin/nginx && curl -s localhost:9090/metrics\n";
@@ -124,7 +128,7 @@ static void flag_error(const char *err)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_PID = 256, O_EXE, O_PORT, O_ALL, O_CONFIG, O_LISTEN, O_SVC, O_ROUTES, O_CONNS,
-	       O_K8S, O_SIZES, O_SERIES, O_VERBOSE, O_VERSION, O_NO_TLS, O_BPF_STATS };
+	       O_K8S, O_SIZES, O_SERIES, O_RING, O_VERBOSE, O_VERSION, O_NO_TLS, O_BPF_STATS };
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "exe", required_argument, NULL, O_EXE },
@@ -137,6 +141,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "max-connections", required_argument, NULL, O_CONNS },
 		{ "k8s-log-dir", required_argument, NULL, O_K8S },
 		{ "body-size-buckets", required_argument, NULL, O_SIZES },
+		{ "ring-buffer-size", required_argument, NULL, O_RING },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "no-tls", no_argument, NULL, O_NO_TLS },
 		{ "max-series", required_argument, NULL, O_SERIES },
@@ -150,6 +155,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		[O_ROUTES - O_LISTEN] = "max_routes", [O_CONNS - O_LISTEN] = "max_connections",
 		[O_K8S - O_LISTEN] = "k8s_log_dir", [O_SIZES - O_LISTEN] = "body_size_buckets",
 		[O_SERIES - O_LISTEN] = "max_series",
+		[O_RING - O_LISTEN] = "ring_buffer_size",
 	};
 	char err[CONFIG_ERR];
 	int opt, rc;
@@ -179,6 +185,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case O_K8S:
 		case O_SIZES:
 		case O_SERIES:
+		case O_RING:
 			rc = config__set(&o->cfg, set_keys[opt - O_LISTEN], optarg, err, sizeof(err));
 			if (rc) {
 				flag_error(rc == -ENOMEM ? "out of memory" : err);
@@ -403,6 +410,7 @@ int main(int argc, char **argv)
 
 	lopts.trace_all = opt.all;
 	lopts.max_connections = cfg->max_connections;
+	lopts.ring_buffer_size = cfg->ring_buffer_size;
 	lopts.verbose = opt.verbose;
 	lopts.no_tls = cfg->tls < 0;
 	skel = loader__start(&lopts);

@@ -198,8 +198,10 @@ static __always_inline void *record_slot(struct stage **stp, __u64 now)
 	void *e;
 
 	*stp = NULL;
-	if (st && !st->busy) {
-		WRITE_ONCE(st->busy, 1);
+	/* Test and set in one step: uprobe programs run with migration,
+	 * not preemption, disabled, so another one on this CPU could pass
+	 * a plain test before the set and fill the same slot. */
+	if (st && __sync_val_compare_and_swap(&st->busy, 0, 1) == 0) {
 		n = st->n;
 		if (n >= AION_BATCH) {
 			stage_flush(st);

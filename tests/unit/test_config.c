@@ -204,6 +204,63 @@ static void test_tls(void **state UNUSED)
 	config__free(&env);
 }
 
+/* ring_buffer_size: bytes, optionally with a binary K/M/G suffix; a power of
+ * two from 4096 to 1G (the kernel's rule for ring buffers: also a multiple of
+ * the page size); env over file, unset stays 0 (the 4 MiB default). */
+static void test_ring_buffer_size(void **state UNUSED)
+{
+	static const struct {
+		const char *in;
+		unsigned long want;
+	} good[] = {
+		{ "4096", 4096 }, { "4K", 4096 }, { "8k", 8192 }, { "65536", 65536 },
+		{ "4M", 4UL << 20 }, { "1m", 1UL << 20 }, { "1G", 1UL << 30 },
+		{ "1073741824", 1UL << 30 },
+	};
+	static const char *const bad[] = {
+		"", "0", "2048", "4095", "6000", "12K", "3M", "2G", "2048M", "4T", "4KB", "K", "-4096",
+		"+4096", " 4096", "4096 ", "0x1000", "99999999999999999999", "18014398509481984K",
+	};
+	struct config env = {}, file = {};
+	char err[CONFIG_ERR] = "";
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct config c = {};
+
+		if (config__set(&c, "ring_buffer_size", good[i].in, err, sizeof(err)))
+			fail_msg("ring_buffer_size '%s' refused: %s", good[i].in, err);
+		if (c.ring_buffer_size != good[i].want)
+			fail_msg("ring_buffer_size '%s': %lu, want %lu", good[i].in, c.ring_buffer_size,
+				 good[i].want);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct config c = {};
+
+		err[0] = '\0';
+		if (config__set(&c, "ring_buffer_size", bad[i], err, sizeof(err)) != -EINVAL)
+			fail_msg("ring_buffer_size '%s' accepted (%lu)", bad[i], c.ring_buffer_size);
+		if (!strstr(err, "ring_buffer_size '") || !strstr(err, "power of two") || strchr(err, '\n'))
+			fail_msg("ring_buffer_size '%s': unclear error '%s'", bad[i], err);
+		assert_int_equal(c.ring_buffer_size, 0);
+	}
+	expect_error("ring_buffer_size = 5000\n", "bad.conf:1: ring_buffer_size '5000'");
+
+	assert_int_equal(config__parse(&file, "ring_buffer_size = 64K\n", "a.conf", err, sizeof(err)), 0);
+	assert_int_equal(file.ring_buffer_size, 65536);
+	setenv("AION_RING_BUFFER_SIZE", "16M", 1);
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), 0);
+	config__merge(&env, &file);
+	assert_int_equal(env.ring_buffer_size, 16UL << 20); /* env over file */
+	config__free(&env);
+	setenv("AION_RING_BUFFER_SIZE", "100", 1);
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "AION_RING_BUFFER_SIZE: ring_buffer_size '100'"));
+	unsetenv("AION_RING_BUFFER_SIZE");
+	config__free(&env);
+	config__free(&file);
+}
+
 static void test_env(void **state UNUSED)
 {
 	struct config c = {};
@@ -297,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_too_many_selectors),
 		cmocka_unit_test(test_body_size_buckets),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_ring_buffer_size),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_series_and_stats),
 		cmocka_unit_test(test_precedence),
