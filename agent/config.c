@@ -129,6 +129,11 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 			return errf(err, n, "k8s_log_dir needs a directory");
 		return set_str(&c->k8s_log_dir, value);
 	}
+	if (!strcmp(key, "web_config")) {
+		if (!*value)
+			return errf(err, n, "web_config needs a file (see README, Endpoints)");
+		return set_str(&c->web_config, value);
+	}
 	if (!strcmp(key, "max_routes")) {
 		if (parse_uint(value, 100000, &v) || v == 0)
 			return errf(err, n, "max_routes '%s' must be a number from 1 to 100000", value);
@@ -301,7 +306,8 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 		rc = config__set(c, key, val, msg, sizeof(msg));
 		if (rc == -ENOENT)
 			rc = errf(err, n, "%s:%d: unknown setting '%s' (listen, service_name, max_routes, "
-				  "max_connections, body_size_buckets, k8s_log_dir, tls, or a [target] section)",
+				  "max_connections, body_size_buckets, k8s_log_dir, tls, web_config, "
+				  "or a [target] section)",
 				  name, lineno, key);
 		else if (rc)
 			rc = errf(err, n, "%s:%d: %s", name, lineno, msg);
@@ -359,6 +365,7 @@ int config__from_env(struct config *c, char *err, size_t n)
 		{ "AION_BODY_SIZE_BUCKETS", "body_size_buckets" },
 		{ "AION_K8S_LOG_DIR", "k8s_log_dir" },
 		{ "AION_TLS", "tls" },
+		{ "AION_WEB_CONFIG", "web_config" },
 	};
 	static const struct {
 		const char *env;
@@ -422,6 +429,7 @@ void config__merge(struct config *hi, struct config *lo)
 	take_str(&hi->listen, &lo->listen);
 	take_str(&hi->service_name, &lo->service_name);
 	take_str(&hi->k8s_log_dir, &lo->k8s_log_dir);
+	take_str(&hi->web_config, &lo->web_config);
 	if (!hi->max_routes)
 		hi->max_routes = lo->max_routes;
 	if (!hi->max_connections)
@@ -451,5 +459,6 @@ void config__free(struct config *c)
 	free(c->listen);
 	free(c->service_name);
 	free(c->k8s_log_dir);
+	free(c->web_config);
 	memset(c, 0, sizeof(*c));
 }
