@@ -433,15 +433,26 @@ static enum MHD_Result expo__handle(void *cls, struct MHD_Connection *c,
 
 	(void)version;
 	(void)upload;
-	(void)upload_size;
-	(void)req_cls;
-	/* Answer in the first call, before any body is read: no endpoint
-	 * takes one, and MHD then drops whatever the client sends. */
+	/* Other methods are answered in the first call, before any body is
+	 * read: no endpoint takes one, and MHD then drops whatever the
+	 * client sends and closes. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return expo__reply(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 				   "text/plain; charset=utf-8",
 				   "method not allowed\n");
+	/* GET and HEAD in the second call, once the request is complete: a
+	 * response queued in the first one makes libmicrohttpd 0.9.75 close
+	 * the connection, and scrapers would reconnect (and redo the TLS
+	 * handshake) every time. A body, if any, is skipped. */
+	if (!*req_cls) {
+		*req_cls = e;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
 	/* Probes stay open: kubelet's carry no credentials, and they say
 	 * nothing but "ok" and "ready". */
 	if (e->nusers && strcmp(url, "/healthz") && strcmp(url, "/health") &&

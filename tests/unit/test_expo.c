@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -356,6 +357,78 @@ static void test_methods_and_paths(void **state)
 	resp_free(&r);
 }
 
+/* Basic auth: 401 with the realm, probes open, a verified password cached
+ * (no bcrypt, so never 429), bcrypt checks of others rationed (429). */
+static void test_basic_auth(void **state UNUSED)
+{
+	/* bcrypt of "scrape pw", cost 4 (fast enough for a unit test). */
+	const struct webconfig_user users[] = {
+		{ "prom", "$2b$04$xhDvx242JmWxPvu8.bPzV.WaBvm6BaugJAyqnvKGgLA7DukmQSuLq" },
+	};
+	struct render_ctx rc = { .text = "m 1\n" };
+	struct expo_opts o = { .render = render, .arg = &rc, .users = users, .nusers = 1 };
+	const char *good = "Authorization: Basic cHJvbTpzY3JhcGUgcHc=\r\n";      /* prom:scrape pw */
+	const char *wrong = "Authorization: Basic cHJvbTp3cm9uZw==\r\n";         /* prom:wrong */
+	unsigned port = free_port(), n401 = 0, n429 = 0, i;
+	char listen[32], buf[128];
+	struct timespec t0, t1;
+	struct resp r;
+	struct expo *e;
+	double dt;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	o.listen = listen;
+	e = expo__start(&o);
+	assert_non_null(e);
+	expo__set_ready(e, 1);
+
+	get(port, "GET", "/metrics", NULL, &r);
+	assert_int_equal(r.status, 401);
+	assert_string_equal(header(&r, "WWW-Authenticate", buf, sizeof(buf)), "Basic realm=\"aion\"");
+	assert_int_equal(rc.calls, 0);
+	resp_free(&r);
+	get(port, "GET", "/", NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	get(port, "GET", "/healthz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	get(port, "GET", "/readyz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+
+	get(port, "GET", "/metrics", good, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "m 1\n");
+	resp_free(&r);
+
+	/* Wrong passwords as fast as possible: bcrypt at most 2 a second
+	 * (plus 2 in reserve, one of them already spent above). */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 20; i++) {
+		get(port, "GET", "/metrics", wrong, &r);
+		if (r.status == 429) {
+			n429++;
+			assert_string_equal(header(&r, "Retry-After", buf, sizeof(buf)), "1");
+		} else {
+			assert_int_equal(r.status, 401);
+			n401++;
+		}
+		resp_free(&r);
+		/* The verified password needs no bcrypt: never rationed. */
+		get(port, "GET", "/metrics", good, &r);
+		assert_int_equal(r.status, 200);
+		resp_free(&r);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	dt = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(n401 >= 1);
+	assert_true(n401 <= 2 + 2 * dt);
+	assert_int_equal(n401 + n429, 20);
+	assert_true(n429 >= 1);
+	expo__stop(e);
+}
+
 static void test_parse_listen(void **state UNUSED)
 {
 	static const char *bad[] = {
@@ -489,6 +562,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_methods_and_paths, setup, teardown),
+		cmocka_unit_test(test_basic_auth),
 		cmocka_unit_test(test_parse_listen),
 		cmocka_unit_test(test_start_errors),
 		cmocka_unit_test(test_start_stop_ipv6),
