@@ -287,6 +287,47 @@ def test_endpoint_attack_from_scraper_address():
     agent.stop()
 
 
+def test_endpoint_global_limit():
+    """16 addresses x 16 connections fill the 256 connections: libmicrohttpd
+    stops accepting, so a NEW connection waits in the listen backlog until
+    the idle timeout frees a slot (documented limit); Prometheus, on the
+    keep-alive connection it already holds (1 s interval < 10 s idle
+    timeout), keeps scraping."""
+    agent = start_agent(_agent_args(), ready_timeout=READY_TIMEOUT)
+    prom = Prometheus(_scrape_job(agent.listen))
+    prom.wait_query('up{job="aion"}', _up_is_1, 15)
+    time.sleep(2.0)
+    t0 = time.monotonic()
+    atks = []
+    try:
+        for i in range(16):
+            atks.append(Attack(agent.port, "127.0.0.%d" % (10 + i), idle=PER_IP_LIMIT, slow=0))
+        time.sleep(1.0)
+        held = sum(len(a.stats()["idle_open"]) for a in atks)
+        lib.log("16 addresses hold %d connections" % held)
+        c = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=IDLE_TIMEOUT + 5)
+        t1 = time.monotonic()
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        waited = time.monotonic() - t1
+        body = r.read()
+        c.close()
+        lib.log("a new connection at the global limit waited %.1f s for %d" % (waited, r.status))
+        if r.status != 200 or b"aion_agent_series" not in body:
+            fail("new connection at the global limit: %d %r" % (r.status, body[:100]))
+        # It waited for the idle timeout of the first attackers' connections.
+        if waited < IDLE_TIMEOUT - 1 - (t1 - t0):
+            fail("a new connection was served after %.1f s while 256 connections were held; "
+                 "expected it to wait for the idle timeout (%.0f s)" % (waited, IDLE_TIMEOUT))
+        time.sleep(max(0.0, 16.0 - (time.monotonic() - t0)))
+        _check_every_scrape_ok(prom, 15)
+    finally:
+        for a in atks:
+            a.stop()
+    prom.stop()
+    agent.stop()
+
+
 def _raw(port, data, timeout=5.0):
     """Send data on a new connection; everything read until the agent
     closes it (or the timeout)."""
