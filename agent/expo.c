@@ -361,6 +361,17 @@ static bool pass__equal(const char *a, const char *b)
 	return !d;
 }
 
+/* bcrypt's output against the stored hash, in constant time. */
+static bool hash__equal(const char *h, const char *want)
+{
+	size_t n = strlen(want), i;
+	unsigned char d = strlen(h) != n;
+
+	for (i = 0; i < n && h[i]; i++)
+		d |= (unsigned char)(h[i] ^ want[i]);
+	return !d;
+}
+
 /* One bcrypt check may start now: refill EXPO_BCRYPT_PER_S a second. */
 static bool auth__take(struct expo *e)
 {
@@ -408,7 +419,7 @@ static unsigned auth__check(struct expo *e, struct MHD_Connection *c)
 	}
 	/* An unknown user costs a bcrypt too: the time does not tell. */
 	h = crypt_r(given, u ? u->hash : e->users[0].hash, e->cd);
-	if (u && h && strlen(h) == strlen(u->hash) && !strcmp(h, u->hash)) {
+	if (u && h && hash__equal(h, u->hash)) {
 		memcpy(u->ok, given, sizeof(given));
 		u->has_ok = true;
 		code = MHD_HTTP_OK;
