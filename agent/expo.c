@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,9 +30,11 @@
 /* Per connection, request line and headers included: beyond it MHD
  * answers 431 (headers) or 414 (URI) and closes. */
 #define EXPO_CONN_MEMORY (32 * 1024)
-/* bcrypt checks of not yet verified credentials: one costs ~50-100 ms of
- * the single HTTP thread, so at most this many a second (a token bucket
- * with as many in reserve); beyond, 429. Verified ones are cached. */
+/* bcrypt checks of not yet verified credentials: one costs ~100 ms of CPU
+ * at cost 10, more at higher costs. They run one at a time on their own
+ * thread (the HTTP thread serves scrapes meanwhile), at most this many a
+ * second (a token bucket with as many in reserve); beyond, or while one
+ * runs, 429. Verified ones are cached. */
 #define EXPO_BCRYPT_PER_S 2
 #define EXPO_PASS_MAX 256
 #define EXPO_REALM "aion"
@@ -47,6 +50,18 @@ struct expo_user {
 	bool has_ok;
 };
 
+/* The one bcrypt check in flight: its connection is suspended until the
+ * worker resumes it. */
+enum { JOB_IDLE, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct auth_job {
+	int state;		/* under expo.mu */
+	struct MHD_Connection *c;
+	int user;		/* index in expo.users; -1: no such user */
+	char pass[EXPO_PASS_MAX];
+	bool ok;
+};
+
 struct expo {
 	struct MHD_Daemon *d;
 	expo_render_fn render;
@@ -55,12 +70,19 @@ struct expo {
 	int starting;		/* hold back libmicrohttpd's own start errors */
 	unsigned port;
 	bool tls;
-	/* Basic auth, used on the HTTP thread only. */
+	/* Basic auth: users' caches and the bucket on the HTTP thread, the
+	 * job shared with the bcrypt worker under mu. */
 	struct expo_user *users;
 	unsigned nusers;
-	struct crypt_data *cd;
 	double tokens;		/* bcrypt checks left (token bucket) */
 	struct timespec refill;
+	struct crypt_data *cd;	/* the worker's */
+	pthread_t worker;
+	bool worker_up;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	struct auth_job job;
 	/* libmicrohttpd's messages (mostly about clients: limits reached,
 	 * TLS errors): EXPO_LOG_PER_MIN a minute, or a client could fill the
 	 * logs. Written on the HTTP thread only. */
@@ -390,15 +412,81 @@ static bool auth__take(struct expo *e)
 	return true;
 }
 
-/* MHD_HTTP_OK, MHD_HTTP_UNAUTHORIZED or MHD_HTTP_TOO_MANY_REQUESTS. */
-static unsigned auth__check(struct expo *e, struct MHD_Connection *c)
+/* The bcrypt worker: one job at a time, its connection resumed when done. */
+static void *auth__worker(void *arg)
+{
+	struct expo *e = arg;
+	char pass[EXPO_PASS_MAX];
+	struct MHD_Connection *c;
+	const char *hash, *h;
+	bool ok;
+	int user;
+
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		while (!e->stop && e->job.state != JOB_QUEUED)
+			pthread_cond_wait(&e->cv, &e->mu);
+		if (e->job.state != JOB_QUEUED)
+			break;	/* stopping, nothing queued */
+		e->job.state = JOB_RUNNING;
+		memcpy(pass, e->job.pass, sizeof(pass));
+		user = e->job.user;
+		c = e->job.c;
+		pthread_mutex_unlock(&e->mu);
+		/* An unknown user costs a bcrypt too: the time does not tell. */
+		hash = e->users[user >= 0 ? user : 0].hash;
+		h = crypt_r(pass, hash, e->cd);
+		ok = user >= 0 && h && hash__equal(h, hash);
+		explicit_bzero(pass, sizeof(pass));
+		pthread_mutex_lock(&e->mu);
+		e->job.ok = ok;
+		e->job.state = JOB_DONE;
+		pthread_mutex_unlock(&e->mu);
+		MHD_resume_connection(c);
+		pthread_mutex_lock(&e->mu);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+/* Frees the job slot; under mu. */
+static void job__clear(struct expo *e)
+{
+	explicit_bzero(e->job.pass, sizeof(e->job.pass));
+	e->job.state = JOB_IDLE;
+	e->job.c = NULL;
+}
+
+/* The worker's answer, once the connection is resumed. */
+static unsigned auth__result(struct expo *e, void **req_cls)
+{
+	struct expo_user *u = NULL;
+	bool ok;
+
+	pthread_mutex_lock(&e->mu);
+	ok = e->job.state == JOB_DONE && e->job.ok;
+	if (ok) {
+		u = &e->users[e->job.user];
+		memcpy(u->ok, e->job.pass, sizeof(u->ok));
+		u->has_ok = true;
+	}
+	job__clear(e);
+	pthread_mutex_unlock(&e->mu);
+	*req_cls = e;
+	return ok ? MHD_HTTP_OK : MHD_HTTP_UNAUTHORIZED;
+}
+
+/* MHD_HTTP_OK, MHD_HTTP_UNAUTHORIZED, MHD_HTTP_TOO_MANY_REQUESTS, or 0:
+ * the connection is suspended until the worker has run bcrypt. */
+static unsigned auth__check(struct expo *e, struct MHD_Connection *c, void **req_cls)
 {
 	char *name, *pass = NULL, given[EXPO_PASS_MAX] = "";
-	struct expo_user *u = NULL;
 	unsigned i, code = MHD_HTTP_UNAUTHORIZED;
-	const char *h;
+	int user = -1;
 	size_t len;
 
+	if (*req_cls == &e->job)
+		return auth__result(e, req_cls);
 	name = MHD_basic_auth_get_username_password(c, &pass);
 	if (!name || !pass)
 		goto out;
@@ -408,22 +496,24 @@ static unsigned auth__check(struct expo *e, struct MHD_Connection *c)
 	memcpy(given, pass, len);
 	for (i = 0; i < e->nusers; i++)
 		if (!strcmp(e->users[i].name, name))
-			u = &e->users[i];
-	if (u && u->has_ok && pass__equal(u->ok, given)) {
+			user = (int)i;
+	if (user >= 0 && e->users[user].has_ok && pass__equal(e->users[user].ok, given)) {
 		code = MHD_HTTP_OK;
 		goto out;
 	}
-	if (!auth__take(e)) {
-		code = MHD_HTTP_TOO_MANY_REQUESTS;
-		goto out;
+	code = MHD_HTTP_TOO_MANY_REQUESTS;
+	pthread_mutex_lock(&e->mu);
+	if (e->job.state == JOB_IDLE && auth__take(e)) {
+		e->job.state = JOB_QUEUED;
+		e->job.c = c;
+		e->job.user = user;
+		memcpy(e->job.pass, given, sizeof(given));
+		*req_cls = &e->job;
+		MHD_suspend_connection(c);
+		pthread_cond_signal(&e->cv);
+		code = 0;
 	}
-	/* An unknown user costs a bcrypt too: the time does not tell. */
-	h = crypt_r(given, u ? u->hash : e->users[0].hash, e->cd);
-	if (u && h && hash__equal(h, u->hash)) {
-		memcpy(u->ok, given, sizeof(given));
-		u->has_ok = true;
-		code = MHD_HTTP_OK;
-	}
+	pthread_mutex_unlock(&e->mu);
 out:
 	explicit_bzero(given, sizeof(given));
 	if (pass) {
@@ -433,6 +523,23 @@ out:
 	if (name)
 		MHD_free(name);
 	return code;
+}
+
+/* A request ends: if its connection went away before it read the worker's
+ * answer, free the job slot. */
+static void expo__completed(void *cls, struct MHD_Connection *c, void **req_cls,
+			    enum MHD_RequestTerminationCode toe)
+{
+	struct expo *e = cls;
+
+	(void)toe;
+	if (*req_cls != &e->job)
+		return;
+	pthread_mutex_lock(&e->mu);
+	if (e->job.c == c && e->job.state == JOB_DONE)
+		job__clear(e);
+	pthread_mutex_unlock(&e->mu);
+	*req_cls = NULL;
 }
 
 static enum MHD_Result expo__handle(void *cls, struct MHD_Connection *c,
@@ -468,8 +575,10 @@ static enum MHD_Result expo__handle(void *cls, struct MHD_Connection *c,
 	 * nothing but "ok" and "ready". */
 	if (e->nusers && strcmp(url, "/healthz") && strcmp(url, "/health") &&
 	    strcmp(url, "/readyz")) {
-		unsigned code = auth__check(e, c);
+		unsigned code = auth__check(e, c, req_cls);
 
+		if (!code)
+			return MHD_YES;	/* suspended until bcrypt answers */
 		if (code == MHD_HTTP_UNAUTHORIZED)
 			return expo__reply(c, code, "text/plain; charset=utf-8",
 					   "unauthorized\n");
@@ -532,12 +641,15 @@ static struct MHD_Daemon *expo__daemon(struct expo *e,
 		 MHD_USE_EPOLL : MHD_USE_AUTO;
 	if (ss->ss_family == AF_INET6)
 		flags |= dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+	if (e->nusers)
+		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (e->tls)
 		flags |= MHD_USE_TLS;
 	else
 		tls[0].option = MHD_OPTION_END;
 	return MHD_start_daemon(flags, 0, NULL, NULL, expo__handle, e,
 				MHD_OPTION_EXTERNAL_LOGGER, expo__log, e,
+				MHD_OPTION_NOTIFY_COMPLETED, expo__completed, e,
 				MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)EXPO_CONN_LIMIT,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -550,10 +662,28 @@ static struct MHD_Daemon *expo__daemon(struct expo *e,
 				MHD_OPTION_END);
 }
 
+/* Stops the bcrypt worker after its job, if any: before the daemon, whose
+ * connection it resumes. */
+static void auth__stop(struct expo *e)
+{
+	if (!e->worker_up)
+		return;
+	pthread_mutex_lock(&e->mu);
+	e->stop = true;
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	pthread_join(e->worker, NULL);
+	e->worker_up = false;
+}
+
 static void expo__free(struct expo *e)
 {
 	unsigned i;
 
+	auth__stop(e);
+	explicit_bzero(e->job.pass, sizeof(e->job.pass));
+	pthread_mutex_destroy(&e->mu);
+	pthread_cond_destroy(&e->cv);
 	for (i = 0; i < e->nusers; i++) {
 		free(e->users[i].name);
 		free(e->users[i].hash);
@@ -564,10 +694,11 @@ static void expo__free(struct expo *e)
 	free(e);
 }
 
-/* Copies the users; 0 or -ENOMEM. */
+/* Copies the users and starts the bcrypt worker; 0 or -errno. */
 static int expo__users(struct expo *e, const struct expo_opts *o)
 {
 	unsigned i;
+	int err;
 
 	if (!o->nusers)
 		return 0;
@@ -585,6 +716,10 @@ static int expo__users(struct expo *e, const struct expo_opts *o)
 	}
 	e->tokens = EXPO_BCRYPT_PER_S;
 	clock_gettime(CLOCK_MONOTONIC, &e->refill);
+	err = pthread_create(&e->worker, NULL, auth__worker, e);
+	if (err)
+		return -err;
+	e->worker_up = true;
 	return 0;
 }
 
@@ -611,10 +746,13 @@ struct expo *expo__start(const struct expo_opts *o)
 	e->arg = o->arg;
 	e->starting = 1;
 	e->tls = o->tls_cert && o->tls_key;
-	if (expo__users(e, o)) {
-		fprintf(stderr, "expo: out of memory\n");
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cv, NULL);
+	err = expo__users(e, o);
+	if (err) {
+		fprintf(stderr, "expo: cannot set up basic auth: %s\n", strerror(-err));
 		expo__free(e);
-		errno = ENOMEM;
+		errno = -err;
 		return NULL;
 	}
 	wildcard = ss.ss_family == AF_INET6 &&
@@ -674,6 +812,7 @@ void expo__stop(struct expo *e)
 {
 	if (!e)
 		return;
+	auth__stop(e);
 	if (e->d)
 		MHD_stop_daemon(e->d);
 	expo__free(e);

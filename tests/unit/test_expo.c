@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +430,64 @@ static void test_basic_auth(void **state UNUSED)
 	expo__stop(e);
 }
 
+struct slow_req {
+	unsigned port;
+	int status;
+	int seq;
+	int *order;
+};
+
+static void *wrong_password(void *arg)
+{
+	struct slow_req *q = arg;
+	struct resp r;
+
+	get(q->port, "GET", "/metrics", "Authorization: Basic cHJvbTp3cm9uZw==\r\n", &r);
+	q->status = r.status;
+	q->seq = __atomic_add_fetch(q->order, 1, __ATOMIC_SEQ_CST);
+	resp_free(&r);
+	return NULL;
+}
+
+/* bcrypt runs beside the HTTP thread: while a wrong password's check at
+ * cost 12 (~0.5 s) runs, a verified scraper is answered. */
+static void test_basic_auth_does_not_block(void **state UNUSED)
+{
+	const struct webconfig_user users[] = {
+		{ "prom", "$2b$12$Nj/HRPwM4kg678.cAlG7xOvJjN2MJ7TJDYTLv84Tt50grVNN6Mgju" },
+	};
+	struct render_ctx rc = { .text = "m 1\n" };
+	struct expo_opts o = { .render = render, .arg = &rc, .users = users, .nusers = 1 };
+	const char *good = "Authorization: Basic cHJvbTpzY3JhcGUgcHc=\r\n";
+	struct slow_req q = {};
+	int order = 0, mine;
+	char listen[32];
+	struct resp r;
+	pthread_t t;
+	struct expo *e;
+
+	q.port = free_port();
+	q.order = &order;
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", q.port);
+	o.listen = listen;
+	e = expo__start(&o);
+	assert_non_null(e);
+	get(q.port, "GET", "/metrics", good, &r);	/* bcrypt once, then cached */
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_int_equal(pthread_create(&t, NULL, wrong_password, &q), 0);
+	usleep(100 * 1000);				/* its bcrypt is running */
+	get(q.port, "GET", "/metrics", good, &r);
+	mine = __atomic_add_fetch(&order, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	pthread_join(t, NULL);
+	assert_int_equal(q.status, 401);
+	assert_int_equal(mine, 1);			/* answered first */
+	assert_int_equal(q.seq, 2);
+	expo__stop(e);
+}
+
 static void test_parse_listen(void **state UNUSED)
 {
 	static const char *bad[] = {
@@ -563,6 +622,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_render_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_methods_and_paths, setup, teardown),
 		cmocka_unit_test(test_basic_auth),
+		cmocka_unit_test(test_basic_auth_does_not_block),
 		cmocka_unit_test(test_parse_listen),
 		cmocka_unit_test(test_start_errors),
 		cmocka_unit_test(test_start_stop_ipv6),
