@@ -488,6 +488,48 @@ static void test_basic_auth_does_not_block(void **state UNUSED)
 	expo__stop(e);
 }
 
+/* A client that leaves while its password is checked does not keep the
+ * one bcrypt slot: the next check runs (200, not 429). */
+static void test_basic_auth_client_leaves(void **state UNUSED)
+{
+	const struct webconfig_user users[] = {
+		{ "prom", "$2b$12$Nj/HRPwM4kg678.cAlG7xOvJjN2MJ7TJDYTLv84Tt50grVNN6Mgju" },
+	};
+	struct render_ctx rc = { .text = "m 1\n" };
+	struct expo_opts o = { .render = render, .arg = &rc, .users = users, .nusers = 1 };
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+			   "Authorization: Basic cHJvbTp3cm9uZw==\r\n\r\n";
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	unsigned port = free_port();
+	char listen[32];
+	struct resp r;
+	struct expo *e;
+	int fd, i;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	o.listen = listen;
+	e = expo__start(&o);
+	assert_non_null(e);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	usleep(100 * 1000);
+	close(fd);
+	/* The right password: 429 while that check runs, then 200. */
+	for (i = 0; i < 100; i++) {
+		get(port, "GET", "/metrics", "Authorization: Basic cHJvbTpzY3JhcGUgcHc=\r\n", &r);
+		if (r.status != 429)
+			break;
+		resp_free(&r);
+		usleep(100 * 1000);
+	}
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	expo__stop(e);
+}
+
 static void test_parse_listen(void **state UNUSED)
 {
 	static const char *bad[] = {
@@ -623,6 +665,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_methods_and_paths, setup, teardown),
 		cmocka_unit_test(test_basic_auth),
 		cmocka_unit_test(test_basic_auth_does_not_block),
+		cmocka_unit_test(test_basic_auth_client_leaves),
 		cmocka_unit_test(test_parse_listen),
 		cmocka_unit_test(test_start_errors),
 		cmocka_unit_test(test_start_stop_ipv6),
