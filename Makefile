@@ -10,13 +10,13 @@ MAKEFLAGS  += --no-print-directory
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Werror=unused-function \
               -D_GNU_SOURCE -Iinclude -Iagent -I$(BUILD) -MMD -MP
-LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lpthread -lm
+LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
               -Iinclude -I$(BUILD) -MMD -MP
 
 # Agent modules that do not need the BPF skeleton: unit-tested on the host.
 LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c agent/tlsplace.c \
-              agent/config.c agent/identity.c agent/sql.c agent/selfmetrics.c
+              agent/config.c agent/identity.c agent/sql.c agent/selfmetrics.c agent/webconfig.c
 # Modules that drive the kernel side.
 BPF_SRCS   := agent/main.c agent/loader.c agent/targets.c agent/events.c agent/procs.c agent/tls.c
 LIB_OBJS   := $(LIB_SRCS:agent/%.c=$(BUILD)/agent/%.o)
@@ -32,7 +32,7 @@ DEPS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool libcmocka-dev libmic
         make gcc pkg-config curl wrk nginx-light python3 prometheus iproute2 procps libclang-rt-14-dev \
         postgresql-15 postgresql-client-15 util-linux redis-server redis-tools mariadb-server \
         mariadb-client python3-psycopg2 python3-redis python3-pymysql libdbd-mariadb-perl \
-        nodejs apache2-utils openssl libssl-dev python3-pycurl python3-yaml systemd
+        nodejs apache2-utils openssl libssl-dev python3-pycurl python3-yaml systemd libcrypt-dev
 deps:
 	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) >/dev/null; \
@@ -103,6 +103,7 @@ unit-asan: $(ASAN_UNIT_BINS)
 FUZZ_SECONDS_HTTP ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),10)
 FUZZ_SECONDS_DB   ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),5)
 FUZZ_SECONDS_SQL  ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),5)
+FUZZ_SECONDS_WEBCONFIG ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),3)
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c tests/unit/http_sim.h include/aion/http.h include/aion/abi.h
 	mkdir -p $(BUILD)/fuzz/corpus
@@ -117,6 +118,10 @@ $(BUILD)/fuzz/fuzz_sql: tests/fuzz/fuzz_sql.c agent/sql.c agent/sql.h
 	mkdir -p $(BUILD)/fuzz/corpus_sql
 	$(CLANG) $(FUZZ_CFLAGS) -Iagent $< agent/sql.c -o $@
 
+$(BUILD)/fuzz/fuzz_webconfig: tests/fuzz/fuzz_webconfig.c agent/webconfig.c agent/webconfig.h
+	mkdir -p $(BUILD)/fuzz/corpus_webconfig
+	$(CLANG) $(FUZZ_CFLAGS) -D_GNU_SOURCE -Iagent $< agent/webconfig.c -o $@
+
 # $(call run_fuzz,name,seconds,corpus,log,what,options): run one fuzzer.
 define run_fuzz
 @$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(2) -print_final_stats=1 $(6) \
@@ -126,12 +131,14 @@ define run_fuzz
     echo "fuzz: the $(5) failed on an input saved under $(BUILD)/fuzz/ (log: $(4))"; exit 1; fi
 endef
 
-fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_db $(BUILD)/fuzz/fuzz_sql
+fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_db $(BUILD)/fuzz/fuzz_sql $(BUILD)/fuzz/fuzz_webconfig
 	cp -n tests/unit/captures/*.bin $(BUILD)/fuzz/corpus/ 2>/dev/null || true
 	@/usr/bin/python3 tests/unit/captures/db/capture.py seeds $(BUILD)/fuzz/corpus_db $(BUILD)/fuzz/corpus_sql >/dev/null
 	$(call run_fuzz,http,$(FUZZ_SECONDS_HTTP),$(BUILD)/fuzz/corpus,$(BUILD)/fuzz/log,HTTP parser,)
 	$(call run_fuzz,db,$(FUZZ_SECONDS_DB),$(BUILD)/fuzz/corpus_db,$(BUILD)/fuzz/log_db,database parsers,-max_len=32768)
 	$(call run_fuzz,sql,$(FUZZ_SECONDS_SQL),$(BUILD)/fuzz/corpus_sql,$(BUILD)/fuzz/log_sql,SQL tokenizer,-max_len=512)
+	cp -n tests/fuzz/seeds_webconfig/*.yml $(BUILD)/fuzz/corpus_webconfig/ 2>/dev/null || true
+	$(call run_fuzz,webconfig,$(FUZZ_SECONDS_WEBCONFIG),$(BUILD)/fuzz/corpus_webconfig,$(BUILD)/fuzz/log_webconfig,web config parser,-max_len=4096)
 
 integration: $(BUILD)/aion-agent
 	/usr/bin/python3 tests/integration/run.py --agent $(BUILD)/aion-agent

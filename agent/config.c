@@ -149,6 +149,11 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 			return errf(err, n, "k8s_log_dir needs a directory");
 		return set_str(&c->k8s_log_dir, value);
 	}
+	if (!strcmp(key, "web_config")) {
+		if (!*value)
+			return errf(err, n, "web_config needs a file (see README, Endpoints)");
+		return set_str(&c->web_config, value);
+	}
 	if (!strcmp(key, "max_routes")) {
 		if (parse_uint(value, 100000, &v) || v == 0)
 			return errf(err, n, "max_routes '%s' must be a number from 1 to 100000", value);
@@ -353,7 +358,7 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 		if (rc == -ENOENT)
 			rc = errf(err, n, "%s:%d: unknown setting '%s' (listen, service_name, max_routes, "
 				  "max_series, max_connections, body_size_buckets, k8s_log_dir, tls, bpf_stats, "
-				  "ring_buffer_size, "
+				  "ring_buffer_size, web_config, "
 				  "or a [target] section)",
 				  name, lineno, key);
 		else if (rc)
@@ -415,6 +420,7 @@ int config__from_env(struct config *c, char *err, size_t n)
 		{ "AION_MAX_SERIES", "max_series" },
 		{ "AION_BPF_STATS", "bpf_stats" },
 		{ "AION_RING_BUFFER_SIZE", "ring_buffer_size" },
+		{ "AION_WEB_CONFIG", "web_config" },
 	};
 	static const struct {
 		const char *env;
@@ -478,6 +484,7 @@ void config__merge(struct config *hi, struct config *lo)
 	take_str(&hi->listen, &lo->listen);
 	take_str(&hi->service_name, &lo->service_name);
 	take_str(&hi->k8s_log_dir, &lo->k8s_log_dir);
+	take_str(&hi->web_config, &lo->web_config);
 	if (!hi->max_routes)
 		hi->max_routes = lo->max_routes;
 	if (!hi->max_connections)
@@ -513,5 +520,6 @@ void config__free(struct config *c)
 	free(c->listen);
 	free(c->service_name);
 	free(c->k8s_log_dir);
+	free(c->web_config);
 	memset(c, 0, sizeof(*c));
 }

@@ -33,6 +33,7 @@ struct config {
 	char *listen;       /* NULL: unset */
 	char *service_name;
 	char *k8s_log_dir;
+	char *web_config;   /* --web-config FILE: TLS and basic auth of the endpoint */
 	unsigned max_routes;      /* 0: unset */
 	unsigned max_connections; /* 0: unset */
 	double size_buckets[CONFIG_MAX_SIZE_BUCKETS]; /* body-size histogram bounds, bytes */
@@ -52,7 +53,7 @@ int config__add_selector(struct config *c, enum selector_kind kind, const char *
 			 const char *service_name, char *err, size_t n);
 /* One setting by its file/env name (listen, service_name, max_routes,
  * max_connections, max_series, body_size_buckets, k8s_log_dir, tls, bpf_stats,
- * ring_buffer_size). 0, -ENOENT for an unknown name, or -EINVAL with a message in err. */
+ * ring_buffer_size, web_config). 0, -ENOENT for an unknown name, or -EINVAL with a message in err. */
 int config__set(struct config *c, const char *key, const char *value, char *err, size_t n);
 /* Parse a config file's text; name is used in messages ("FILE:LINE: ...").
  * 0, or -EINVAL with the message in err. */

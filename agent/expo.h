@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "strbuf.h"
+#include "webconfig.h"
 
 struct expo;
 
@@ -19,6 +20,13 @@ struct expo_opts {
 	const char *listen;
 	expo_render_fn render;
 	void *arg;
+	/* HTTPS when both are set: PEM texts (copied by libmicrohttpd). */
+	const char *tls_cert;
+	const char *tls_key;
+	/* Basic auth on every path but /healthz, /health and /readyz when
+	 * nusers > 0 (bcrypt hashes; copied). */
+	const struct webconfig_user *users;
+	unsigned nusers;
 };
 
 /* Numeric address and port 1..65535; ":PORT" gives the IPv6 wildcard with

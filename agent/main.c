@@ -25,6 +25,7 @@
 #include "selfmetrics.h"
 #include "targets.h"
 #include "tls.h"
+#include "webconfig.h"
 
 #ifndef AION_VERSION
 #define AION_VERSION "0.1.0"
@@ -69,6 +70,8 @@ static const char usage[] =
 "                       size of the kernel's ring buffer of completed\n"
 "                       requests: a power of two from 4096 to 1G, K/M/G\n"
 "                       suffixes (default 4M)\n"
+"  --web-config FILE    TLS and basic auth of the endpoint, in Prometheus\n"
+"                       exporter-toolkit's format (see README, Endpoints)\n"
 "  --k8s-log-dir DIR    where kubelet's container log links name pods\n"
 "                       (default /var/log/containers)\n"
 "  --no-tls             do not attach uprobes to TLS libraries (OpenSSL,\n"
@@ -84,7 +87,7 @@ static const char usage[] =
 "Environment: AION_CONFIG, AION_PID, AION_EXE, AION_PORT (comma-separated),\n"
 "AION_ALL=1, AION_LISTEN, AION_SERVICE_NAME, AION_MAX_ROUTES,\n"
 "AION_MAX_SERIES, AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR,\n"
-"AION_TLS=off, AION_BPF_STATS=on, AION_RING_BUFFER_SIZE.\n"
+"AION_TLS=off, AION_BPF_STATS=on, AION_RING_BUFFER_SIZE, AION_WEB_CONFIG.\n"
 "\n"
 "Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and a kernel with BTF.\n"
 "Example: sudo aion-agent --exe /usr/sbin/nginx && curl -s localhost:9090/metrics\n";
@@ -94,6 +97,8 @@ struct options {
 	const char *config_path;
 	int verbose;
 	int all;
+	struct webconfig web;
+	char *tls_cert, *tls_key;	/* PEM texts of web.cert_file, key_file */
 };
 
 struct agent {
@@ -128,7 +133,7 @@ static void flag_error(const char *err)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_PID = 256, O_EXE, O_PORT, O_ALL, O_CONFIG, O_LISTEN, O_SVC, O_ROUTES, O_CONNS,
-	       O_K8S, O_SIZES, O_SERIES, O_RING, O_VERBOSE, O_VERSION, O_NO_TLS, O_BPF_STATS };
+	       O_K8S, O_SIZES, O_SERIES, O_RING, O_WEB, O_VERBOSE, O_VERSION, O_NO_TLS, O_BPF_STATS };
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "exe", required_argument, NULL, O_EXE },
@@ -142,6 +147,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "k8s-log-dir", required_argument, NULL, O_K8S },
 		{ "body-size-buckets", required_argument, NULL, O_SIZES },
 		{ "ring-buffer-size", required_argument, NULL, O_RING },
+		{ "web-config", required_argument, NULL, O_WEB },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "no-tls", no_argument, NULL, O_NO_TLS },
 		{ "max-series", required_argument, NULL, O_SERIES },
@@ -156,6 +162,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		[O_K8S - O_LISTEN] = "k8s_log_dir", [O_SIZES - O_LISTEN] = "body_size_buckets",
 		[O_SERIES - O_LISTEN] = "max_series",
 		[O_RING - O_LISTEN] = "ring_buffer_size",
+		[O_WEB - O_LISTEN] = "web_config",
 	};
 	char err[CONFIG_ERR];
 	int opt, rc;
@@ -186,6 +193,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case O_SIZES:
 		case O_SERIES:
 		case O_RING:
+		case O_WEB:
 			rc = config__set(&o->cfg, set_keys[opt - O_LISTEN], optarg, err, sizeof(err));
 			if (rc) {
 				flag_error(rc == -ENOMEM ? "out of memory" : err);
@@ -258,6 +266,42 @@ fail:
 	config__free(&env);
 	config__free(&file);
 	return 2;
+}
+
+/* --web-config: 0; 2 when the file does not parse (a usage error); 1 when
+ * its certificate or key cannot be read. */
+static int load_web(struct options *o)
+{
+	char err[WEBCONFIG_ERR];
+	int rc;
+
+	if (!o->cfg.web_config)
+		return 0;
+	rc = webconfig__load(&o->web, o->cfg.web_config, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "aion-agent: web config %s\n", rc == -ENOMEM ? "out of memory" : err);
+		return 2;
+	}
+	if (!o->web.cert_file)
+		return 0;
+	o->tls_cert = webconfig__read_pem(o->web.cert_file, "cert_file", err, sizeof(err));
+	if (o->tls_cert)
+		o->tls_key = webconfig__read_pem(o->web.key_file, "key_file", err, sizeof(err));
+	if (!o->tls_key) {
+		fprintf(stderr, "aion-agent: web config %s: %s\n", o->cfg.web_config, err);
+		return 1;
+	}
+	return 0;
+}
+
+static void options__free(struct options *o)
+{
+	config__free(&o->cfg);
+	webconfig__free(&o->web);
+	free(o->tls_cert);
+	if (o->tls_key)
+		explicit_bzero(o->tls_key, strlen(o->tls_key));
+	free(o->tls_key);
 }
 
 /* Selectors that name something absent fail before anything is loaded. */
@@ -339,18 +383,20 @@ int main(int argc, char **argv)
 	err = parse_args(argc, argv, &opt);
 	if (!err)
 		err = load_layers(&opt);
+	if (!err)
+		err = load_web(&opt);
 	if (err) {
-		config__free(cfg);
+		options__free(&opt);
 		return err < 0 ? 0 : err;
 	}
 	if (check_selectors(&opt) || loader__preflight()) {
-		config__free(cfg);
+		options__free(&opt);
 		return 1;
 	}
 	if (!cfg->listen)
 		cfg->listen = strdup("0.0.0.0:9090");
 	if (!cfg->listen) {
-		config__free(cfg);
+		options__free(&opt);
 		return 1;
 	}
 
@@ -402,6 +448,10 @@ int main(int argc, char **argv)
 	eopts.listen = cfg->listen;
 	eopts.render = render;
 	eopts.arg = &agent;
+	eopts.tls_cert = opt.tls_cert;
+	eopts.tls_key = opt.tls_key;
+	eopts.users = opt.web.users;
+	eopts.nusers = opt.web.nusers;
 	expo = expo__start(&eopts);
 	if (!expo) {
 		err = -errno;
@@ -491,8 +541,9 @@ int main(int argc, char **argv)
 				tls__add_exe(tls, cfg->sel[i].exe);
 		tls__scan_targets(tls, opt.all);
 	}
-	fprintf(stderr, "aion-agent: ready: tracing %s, metrics on http://%s/metrics\n",
-		opt.all ? "every process" : "the selected processes", cfg->listen);
+	fprintf(stderr, "aion-agent: ready: tracing %s, metrics on %s://%s/metrics%s\n",
+		opt.all ? "every process" : "the selected processes", opt.tls_cert ? "https" : "http",
+		cfg->listen, opt.web.nusers ? " (basic auth)" : "");
 	expo__set_ready(expo, 1);
 
 	err = 0;
@@ -519,6 +570,6 @@ cleanup:
 	aggregate__free(agent.agg);
 	procs__free(agent.procs);
 	selfmetrics__free(agent.self);
-	config__free(cfg);
+	options__free(&opt);
 	return err < 0 ? 1 : 0;
 }

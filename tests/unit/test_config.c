@@ -261,6 +261,34 @@ static void test_ring_buffer_size(void **state UNUSED)
 	config__free(&file);
 }
 
+static void test_web_config(void **state UNUSED)
+{
+	struct config flags = {}, env = {}, file = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&file, "web_config = /etc/aion/web.yml\n", "a.conf",
+				       err, sizeof(err)), 0);
+	assert_string_equal(file.web_config, "/etc/aion/web.yml");
+	setenv("AION_WEB_CONFIG", "env.yml", 1);
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), 0);
+	unsetenv("AION_WEB_CONFIG");
+	assert_string_equal(env.web_config, "env.yml");
+	config__merge(&env, &file);
+	assert_string_equal(env.web_config, "env.yml");   /* env over file */
+	assert_int_equal(config__set(&flags, "web_config", "flag.yml", err, sizeof(err)), 0);
+	config__merge(&flags, &env);
+	assert_string_equal(flags.web_config, "flag.yml"); /* flag over env */
+	config__free(&flags);
+	config__free(&env);
+	config__free(&file);
+
+	memset(&file, 0, sizeof(file));
+	assert_int_equal(config__parse(&file, "\nweb_config = \"\"\n", "bad.conf", err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "bad.conf:2: web_config needs a file (see README, Endpoints)");
+	config__free(&file);
+}
+
 static void test_env(void **state UNUSED)
 {
 	struct config c = {};
@@ -355,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_body_size_buckets),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_ring_buffer_size),
+		cmocka_unit_test(test_web_config),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_series_and_stats),
 		cmocka_unit_test(test_precedence),

@@ -8,12 +8,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -356,6 +358,178 @@ static void test_methods_and_paths(void **state)
 	resp_free(&r);
 }
 
+/* Basic auth: 401 with the realm, probes open, a verified password cached
+ * (no bcrypt, so never 429), bcrypt checks of others rationed (429). */
+static void test_basic_auth(void **state UNUSED)
+{
+	/* bcrypt of "scrape pw", cost 4 (fast enough for a unit test). */
+	const struct webconfig_user users[] = {
+		{ "prom", "$2b$04$xhDvx242JmWxPvu8.bPzV.WaBvm6BaugJAyqnvKGgLA7DukmQSuLq" },
+	};
+	struct render_ctx rc = { .text = "m 1\n" };
+	struct expo_opts o = { .render = render, .arg = &rc, .users = users, .nusers = 1 };
+	const char *good = "Authorization: Basic cHJvbTpzY3JhcGUgcHc=\r\n";      /* prom:scrape pw */
+	const char *wrong = "Authorization: Basic cHJvbTp3cm9uZw==\r\n";         /* prom:wrong */
+	unsigned port = free_port(), n401 = 0, n429 = 0, i;
+	char listen[32], buf[128];
+	struct timespec t0, t1;
+	struct resp r;
+	struct expo *e;
+	double dt;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	o.listen = listen;
+	e = expo__start(&o);
+	assert_non_null(e);
+	expo__set_ready(e, 1);
+
+	get(port, "GET", "/metrics", NULL, &r);
+	assert_int_equal(r.status, 401);
+	assert_string_equal(header(&r, "WWW-Authenticate", buf, sizeof(buf)), "Basic realm=\"aion\"");
+	assert_int_equal(rc.calls, 0);
+	resp_free(&r);
+	get(port, "GET", "/", NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	get(port, "GET", "/healthz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	get(port, "GET", "/readyz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+
+	get(port, "GET", "/metrics", good, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "m 1\n");
+	resp_free(&r);
+
+	/* Wrong passwords as fast as possible: bcrypt at most 2 a second
+	 * (plus 2 in reserve, one of them already spent above). */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 20; i++) {
+		get(port, "GET", "/metrics", wrong, &r);
+		if (r.status == 429) {
+			n429++;
+			assert_string_equal(header(&r, "Retry-After", buf, sizeof(buf)), "1");
+		} else {
+			assert_int_equal(r.status, 401);
+			n401++;
+		}
+		resp_free(&r);
+		/* The verified password needs no bcrypt: never rationed. */
+		get(port, "GET", "/metrics", good, &r);
+		assert_int_equal(r.status, 200);
+		resp_free(&r);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	dt = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(n401 >= 1);
+	assert_true(n401 <= 2 + 2 * dt);
+	assert_int_equal(n401 + n429, 20);
+	assert_true(n429 >= 1);
+	expo__stop(e);
+}
+
+struct slow_req {
+	unsigned port;
+	int status;
+	int seq;
+	int *order;
+};
+
+static void *wrong_password(void *arg)
+{
+	struct slow_req *q = arg;
+	struct resp r;
+
+	get(q->port, "GET", "/metrics", "Authorization: Basic cHJvbTp3cm9uZw==\r\n", &r);
+	q->status = r.status;
+	q->seq = __atomic_add_fetch(q->order, 1, __ATOMIC_SEQ_CST);
+	resp_free(&r);
+	return NULL;
+}
+
+/* bcrypt runs beside the HTTP thread: while a wrong password's check at
+ * cost 12 (~0.5 s) runs, a verified scraper is answered. */
+static void test_basic_auth_does_not_block(void **state UNUSED)
+{
+	const struct webconfig_user users[] = {
+		{ "prom", "$2b$12$Nj/HRPwM4kg678.cAlG7xOvJjN2MJ7TJDYTLv84Tt50grVNN6Mgju" },
+	};
+	struct render_ctx rc = { .text = "m 1\n" };
+	struct expo_opts o = { .render = render, .arg = &rc, .users = users, .nusers = 1 };
+	const char *good = "Authorization: Basic cHJvbTpzY3JhcGUgcHc=\r\n";
+	struct slow_req q = {};
+	int order = 0, mine;
+	char listen[32];
+	struct resp r;
+	pthread_t t;
+	struct expo *e;
+
+	q.port = free_port();
+	q.order = &order;
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", q.port);
+	o.listen = listen;
+	e = expo__start(&o);
+	assert_non_null(e);
+	get(q.port, "GET", "/metrics", good, &r);	/* bcrypt once, then cached */
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_int_equal(pthread_create(&t, NULL, wrong_password, &q), 0);
+	usleep(100 * 1000);				/* its bcrypt is running */
+	get(q.port, "GET", "/metrics", good, &r);
+	mine = __atomic_add_fetch(&order, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	pthread_join(t, NULL);
+	assert_int_equal(q.status, 401);
+	assert_int_equal(mine, 1);			/* answered first */
+	assert_int_equal(q.seq, 2);
+	expo__stop(e);
+}
+
+/* A client that leaves while its password is checked does not keep the
+ * one bcrypt slot: the next check runs (200, not 429). */
+static void test_basic_auth_client_leaves(void **state UNUSED)
+{
+	const struct webconfig_user users[] = {
+		{ "prom", "$2b$12$Nj/HRPwM4kg678.cAlG7xOvJjN2MJ7TJDYTLv84Tt50grVNN6Mgju" },
+	};
+	struct render_ctx rc = { .text = "m 1\n" };
+	struct expo_opts o = { .render = render, .arg = &rc, .users = users, .nusers = 1 };
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+			   "Authorization: Basic cHJvbTp3cm9uZw==\r\n\r\n";
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	unsigned port = free_port();
+	char listen[32];
+	struct resp r;
+	struct expo *e;
+	int fd, i;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	o.listen = listen;
+	e = expo__start(&o);
+	assert_non_null(e);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	usleep(100 * 1000);
+	close(fd);
+	/* The right password: 429 while that check runs, then 200. */
+	for (i = 0; i < 100; i++) {
+		get(port, "GET", "/metrics", "Authorization: Basic cHJvbTpzY3JhcGUgcHc=\r\n", &r);
+		if (r.status != 429)
+			break;
+		resp_free(&r);
+		usleep(100 * 1000);
+	}
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	expo__stop(e);
+}
+
 static void test_parse_listen(void **state UNUSED)
 {
 	static const char *bad[] = {
@@ -489,6 +663,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_methods_and_paths, setup, teardown),
+		cmocka_unit_test(test_basic_auth),
+		cmocka_unit_test(test_basic_auth_does_not_block),
+		cmocka_unit_test(test_basic_auth_client_leaves),
 		cmocka_unit_test(test_parse_listen),
 		cmocka_unit_test(test_start_errors),
 		cmocka_unit_test(test_start_stop_ipv6),
