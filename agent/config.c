@@ -159,15 +159,17 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 		c->nsize_buckets = nb;
 		return 0;
 	}
-	if (!strcmp(key, "tls")) {
+	if (!strcmp(key, "tls") || !strcmp(key, "drop_caps")) {
+		int *dst = !strcmp(key, "tls") ? &c->tls : &c->drop_caps;
+
 		if (!strcmp(value, "on") || !strcmp(value, "1") || !strcmp(value, "true") ||
 		    !strcmp(value, "yes"))
-			c->tls = 1;
+			*dst = 1;
 		else if (!strcmp(value, "off") || !strcmp(value, "0") || !strcmp(value, "false") ||
 			 !strcmp(value, "no"))
-			c->tls = -1;
+			*dst = -1;
 		else
-			return errf(err, n, "tls '%s' must be on or off", value);
+			return errf(err, n, "%s '%s' must be on or off", key, value);
 		return 0;
 	}
 	if (!strcmp(key, "max_connections")) {
@@ -301,7 +303,7 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 		rc = config__set(c, key, val, msg, sizeof(msg));
 		if (rc == -ENOENT)
 			rc = errf(err, n, "%s:%d: unknown setting '%s' (listen, service_name, max_routes, "
-				  "max_connections, body_size_buckets, k8s_log_dir, tls, or a [target] section)",
+				  "max_connections, body_size_buckets, k8s_log_dir, tls, drop_caps, or a [target] section)",
 				  name, lineno, key);
 		else if (rc)
 			rc = errf(err, n, "%s:%d: %s", name, lineno, msg);
@@ -359,6 +361,7 @@ int config__from_env(struct config *c, char *err, size_t n)
 		{ "AION_BODY_SIZE_BUCKETS", "body_size_buckets" },
 		{ "AION_K8S_LOG_DIR", "k8s_log_dir" },
 		{ "AION_TLS", "tls" },
+		{ "AION_DROP_CAPS", "drop_caps" },
 	};
 	static const struct {
 		const char *env;
@@ -428,6 +431,8 @@ void config__merge(struct config *hi, struct config *lo)
 		hi->max_connections = lo->max_connections;
 	if (!hi->tls)
 		hi->tls = lo->tls;
+	if (!hi->drop_caps)
+		hi->drop_caps = lo->drop_caps;
 	if (!hi->nsize_buckets) {
 		memcpy(hi->size_buckets, lo->size_buckets, sizeof(hi->size_buckets));
 		hi->nsize_buckets = lo->nsize_buckets;

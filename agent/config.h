@@ -38,6 +38,7 @@ struct config {
 	double size_buckets[CONFIG_MAX_SIZE_BUCKETS]; /* body-size histogram bounds, bytes */
 	unsigned nsize_buckets;   /* 0: unset */
 	int tls;                  /* TLS-library uprobes: 0 unset, 1 on, -1 off */
+	int drop_caps;            /* --drop-caps: 0 unset, 1 on, -1 off */
 };
 
 /* One selector from its text value (as given to --pid, --exe, --port, or
@@ -45,7 +46,7 @@ struct config {
 int config__add_selector(struct config *c, enum selector_kind kind, const char *value,
 			 const char *service_name, char *err, size_t n);
 /* One setting by its file/env name (listen, service_name, max_routes,
- * max_connections, body_size_buckets, k8s_log_dir, tls). 0, -ENOENT for an unknown name, or
+ * max_connections, body_size_buckets, k8s_log_dir, tls, drop_caps). 0, -ENOENT for an unknown name, or
  * -EINVAL with a message in err. */
 int config__set(struct config *c, const char *key, const char *value, char *err, size_t n);
 /* Parse a config file's text; name is used in messages ("FILE:LINE: ...").

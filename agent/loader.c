@@ -34,7 +34,8 @@ static int ensure_mounted(const char *dir, const char *type, long magic)
 	if (statfs(dir, &st) == 0 && (long)st.f_type == magic)
 		return 0;
 	if (mount(type, dir, type, 0, NULL) && errno != EBUSY) {
-		fprintf(stderr, "loader: cannot mount %s at %s: %s (mount it, or run as root)\n",
+		fprintf(stderr, "loader: cannot mount %s at %s: %s (mount it first, or grant "
+				"CAP_SYS_ADMIN)\n",
 			type, dir, strerror(errno));
 		return -errno;
 	}
@@ -48,11 +49,7 @@ int loader__preflight(void)
 				"aion needs a kernel built with CONFIG_DEBUG_INFO_BTF=y\n");
 		return -ENOTSUP;
 	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "loader: aion needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN "
-				"for tracefs): run it with sudo\n");
-		return -EPERM;
-	}
+	/* The capabilities are checked by privs__check(). */
 	if (ensure_mounted("/sys/kernel/tracing", "tracefs", TRACEFS_MAGIC))
 		return -EPERM;
 	ensure_mounted("/sys/fs/bpf", "bpf", BPF_FS_MAGIC); /* nice to have */

@@ -19,6 +19,7 @@
 #include "events.h"
 #include "expo.h"
 #include "loader.h"
+#include "privs.h"
 #include "procinfo.h"
 #include "procs.h"
 #include "targets.h"
@@ -62,15 +63,19 @@ static const char usage[] =
 "  --no-tls             do not attach uprobes to TLS libraries (OpenSSL,\n"
 "                       GnuTLS): HTTPS and TLS database traffic is then not\n"
 "                       measured (default: TLS is traced)\n"
+"  --drop-caps          once attached and serving, keep only the capabilities\n"
+"                       later work needs (see README \"Privileges\")\n"
 "  --verbose            print libbpf's messages (the verifier's log on failure)\n"
 "  -h, --help           print this help and exit\n"
 "  --version            print the version and exit\n"
 "\n"
 "Environment: AION_CONFIG, AION_PID, AION_EXE, AION_PORT (comma-separated),\n"
 "AION_ALL=1, AION_LISTEN, AION_SERVICE_NAME, AION_MAX_ROUTES,\n"
-"AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR, AION_TLS=off.\n"
+"AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR, AION_TLS=off,\n"
+"AION_DROP_CAPS=1.\n"
 "\n"
-"Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and a kernel with BTF.\n"
+"Needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN (TLS uprobes), CAP_SYS_PTRACE\n"
+"and CAP_DAC_READ_SEARCH (+ CAP_SETPCAP for --drop-caps), and a kernel with BTF.\n"
 "Example: sudo aion-agent --exe /usr/sbin/nginx && curl -s localhost:9090/metrics\n";
 
 struct options {
@@ -111,7 +116,7 @@ static void flag_error(const char *err)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_PID = 256, O_EXE, O_PORT, O_ALL, O_CONFIG, O_LISTEN, O_SVC, O_ROUTES, O_CONNS,
-	       O_K8S, O_SIZES, O_VERBOSE, O_VERSION, O_NO_TLS };
+	       O_K8S, O_SIZES, O_VERBOSE, O_VERSION, O_NO_TLS, O_DROP_CAPS };
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "exe", required_argument, NULL, O_EXE },
@@ -126,6 +131,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "body-size-buckets", required_argument, NULL, O_SIZES },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "no-tls", no_argument, NULL, O_NO_TLS },
+		{ "drop-caps", no_argument, NULL, O_DROP_CAPS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{},
@@ -173,6 +179,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case O_NO_TLS:
 			o->cfg.tls = -1;
+			break;
+		case O_DROP_CAPS:
+			o->cfg.drop_caps = 1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -297,6 +306,7 @@ int main(int argc, char **argv)
 	struct tls *tls = NULL;
 	struct expo *expo = NULL;
 	struct sigaction sa = {};
+	struct privs_mode pmode = {};
 	int err, i;
 
 	err = parse_args(argc, argv, &opt);
@@ -306,7 +316,9 @@ int main(int argc, char **argv)
 		config__free(cfg);
 		return err < 0 ? 0 : err;
 	}
-	if (check_selectors(&opt) || loader__preflight()) {
+	pmode.tls = cfg->tls >= 0;
+	pmode.drop = cfg->drop_caps > 0;
+	if (check_selectors(&opt) || privs__check(&pmode) || loader__preflight()) {
 		config__free(cfg);
 		return 1;
 	}
@@ -441,6 +453,12 @@ int main(int argc, char **argv)
 			if (cfg->sel[i].kind == SEL_EXE)
 				tls__add_exe(tls, cfg->sel[i].exe);
 		tls__scan_targets(tls, opt.all);
+	}
+	/* Everything that needs more than the kept set is done. */
+	if (pmode.drop) {
+		err = privs__drop(&pmode);
+		if (err)
+			goto cleanup;
 	}
 	fprintf(stderr, "aion-agent: ready: tracing %s, metrics on http://%s/metrics\n",
 		opt.all ? "every process" : "the selected processes", cfg->listen);

@@ -18,6 +18,7 @@
 
 #include "aion/abi.h"
 #include "aion.skel.h"
+#include "privs.h"
 #include "tls.h"
 #include "tlsplace.h"
 
@@ -156,9 +157,12 @@ static int attach(struct tls *t, const char *path, const char *name, const struc
 		}
 		if (k >= 0) {
 			if (pr[i].required) {
-				fprintf(stderr, "tls: cannot attach to %s in %s: %s (uprobes need "
-						"CONFIG_UPROBE_EVENTS and CAP_PERFMON or root)\n",
-					pr[i].what, name, strerror(-err));
+				/* EACCES: perf_uprobe_event_init() wants CAP_SYS_ADMIN. */
+				fprintf(stderr, "tls: cannot attach to %s in %s: %s (%s)\n",
+					pr[i].what, name, strerror(-err),
+					err == -EACCES || err == -EPERM ?
+					"uprobes need CAP_SYS_ADMIN; or give --no-tls" :
+					"uprobes need a kernel with CONFIG_UPROBE_EVENTS");
 				goto undo;
 			}
 			err = 0;
@@ -237,6 +241,11 @@ int tls__scan_pid(struct tls *t, int pid)
 
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
 	fp = fopen(maps, "re");
+	if (!fp && (errno == EACCES || errno == EPERM)) {
+		/* Another user's process, and no CAP_SYS_PTRACE. */
+		privs__proc_denied("maps", pid, errno);
+		return -EACCES;
+	}
 	if (!fp)
 		return -ESRCH;
 	while (fgets(line, sizeof(line), fp)) {
@@ -327,5 +336,7 @@ int tls__render(struct tls *t, struct strbuf *out, unsigned long long no_socket)
 			       t ? __atomic_load_n(&t->errors[i], __ATOMIC_RELAXED) : 0ULL);
 	strbuf__printf(out, "aion_agent_instrumentation_errors_total{reason=\"tls_no_socket\"} %llu\n",
 		       no_socket);
+	strbuf__printf(out, "aion_agent_instrumentation_errors_total{reason=\"proc_access_denied\"} %llu\n",
+		       privs__proc_denied_count());
 	return out->oom ? -ENOMEM : 0;
 }
