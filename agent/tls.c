@@ -192,28 +192,30 @@ static struct file_seen *seen(struct tls *t, dev_t dev, ino_t ino)
 /* Inspect the file at path (as the agent reaches it; name: as the process
  * sees it) once, and probe it when it implements TLS. exe: a --exe file,
  * checked for being stripped. */
-static void inspect(struct tls *t, const char *path, const char *name, int exe)
+static int inspect(struct tls *t, const char *path, const char *name, int exe)
 {
 	struct tls_facts f;
 	struct file_seen *fs;
 	struct stat st;
 	int n;
 
-	if (stat(path, &st) || !S_ISREG(st.st_mode) || seen(t, st.st_dev, st.st_ino))
-		return;
+	if (stat(path, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode) || seen(t, st.st_dev, st.st_ino))
+		return 0;
 	if (t->nfiles == MAX_FILES) {
 		if (!t->full_warned++)
 			fprintf(stderr, "tls: %u files inspected: files mapped from now on are not "
 					"looked at for TLS\n", MAX_FILES);
 		count_err(t, ERR_FILES_FULL);
-		return;
+		return 0;
 	}
 	fs = &t->files[t->nfiles++];
 	fs->dev = st.st_dev;
 	fs->ino = st.st_ino;
 	fs->state = F_NONE;
 	if (tlsplace__facts(path, &f))
-		return;
+		return 0;
 	if (f.lib == TLS_LIB_NONE) {
 		if (exe && !f.has_symtab && !f.needs_tls && tlsplace__embeds_tls(path)) {
 			fprintf(stderr, "tls: %s embeds OpenSSL or BoringSSL but is stripped (no symbol "
@@ -221,17 +223,28 @@ static void inspect(struct tls *t, const char *path, const char *name, int exe)
 					"link libssl dynamically)\n", name);
 			count_err(t, ERR_STRIPPED);
 		}
-		return;
+		return 0;
 	}
 	n = attach(t, path, name, &f);
 	if (n < 0) {
 		fs->state = F_FAILED;
 		count_err(t, ERR_ATTACH);
-		return;
+		return 0;
 	}
 	fs->state = F_PROBED;
 	__atomic_add_fetch(&t->libraries, 1, __ATOMIC_RELAXED);
 	fprintf(stderr, "tls: attached to %s (%s, %d probes)\n", name, lib_names[f.lib], n);
+	return 0;
+}
+
+/* 1 when /proc/PID/root itself cannot be entered (not one file in it). */
+static int root_denied(int pid)
+{
+	char root[64];
+	struct stat st;
+
+	snprintf(root, sizeof(root), "/proc/%d/root/", pid);
+	return stat(root, &st) && (errno == EACCES || errno == EPERM);
 }
 
 int tls__scan_pid(struct tls *t, int pid)
@@ -241,13 +254,11 @@ int tls__scan_pid(struct tls *t, int pid)
 
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
 	fp = fopen(maps, "re");
-	if (!fp && (errno == EACCES || errno == EPERM)) {
-		/* Another user's process, and no CAP_SYS_PTRACE. */
-		privs__proc_denied("maps", pid, errno);
-		return -EACCES;
-	}
+	if (!fp && (errno == EACCES || errno == EPERM))
+		goto denied;
 	if (!fp)
 		return -ESRCH;
+	errno = 0;
 	while (fgets(line, sizeof(line), fp)) {
 		char perms[8], *file;
 		size_t len;
@@ -264,10 +275,24 @@ int tls__scan_pid(struct tls *t, int pid)
 		if (len > 10 && !strcmp(file + len - 10, " (deleted)"))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file);
-		inspect(t, path, file, 0);
+		/* /proc/PID/root is ptrace-checked too (maps only asks for
+		 * CAP_PERFMON): without CAP_SYS_PTRACE every path fails. */
+		if (inspect(t, path, file, 0) == -EACCES && root_denied(pid)) {
+			fclose(fp);
+			goto denied;
+		}
+	}
+	/* The ptrace check may come at the first read rather than at open. */
+	if (ferror(fp) && (errno == EACCES || errno == EPERM)) {
+		fclose(fp);
+		goto denied;
 	}
 	fclose(fp);
 	return 0;
+denied:
+	/* Another user's process, and no CAP_SYS_PTRACE (or an LSM said no). */
+	privs__proc_denied("maps or root", pid, EACCES);
+	return -EACCES;
 }
 
 void tls__scan_targets(struct tls *t, int all)
