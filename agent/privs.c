@@ -46,7 +46,7 @@ static const char *why(int cap, const struct privs_kernel *k)
 		return k->last_cap < CAP_BPF ? "load BPF programs on a kernel older than 5.8"
 					     : "attach TLS uprobes; or give --no-tls";
 	case CAP_SYS_PTRACE:
-		return "read /proc/PID/maps, root and exe of other users' processes";
+		return "enter /proc/PID/root and read /proc/PID/exe of other users' processes";
 	case CAP_DAC_READ_SEARCH:
 		return "list /proc/PID/fd of other users' processes";
 	case CAP_SETPCAP:
