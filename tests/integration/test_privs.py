@@ -16,7 +16,8 @@ their /proc/PID/maps, root, exe and fd need the capabilities).
                          a nobody process that imports ssl after the drop
                          gets its libssl attached, its https requests counted
   privs_drop_caps_no_tls --no-tls --drop-caps: the kept set without
-                         CAP_SYS_ADMIN; exact http counts
+                         CAP_SYS_ADMIN; exact http counts, also of a nobody
+                         server exec'd from an --exe file after the drop
   privs_startup_set      under setpriv with exactly the start-up set:
                          --pid (https), --port, --exe (a copy of python)
                          servers of nobody, exact counts, with --drop-caps;
@@ -233,13 +234,21 @@ def test_privs_drop_caps():
 
 def test_privs_drop_caps_no_tls():
     """--no-tls --drop-caps: every thread keeps CAP_SYS_PTRACE and
-    CAP_DAC_READ_SEARCH only (no CAP_SYS_ADMIN: no uprobe comes later);
-    a nobody http server (--port) still counted exactly (5)."""
+    CAP_DAC_READ_SEARCH only (no CAP_SYS_ADMIN: no uprobe comes later). A
+    nobody http server (--port) is counted exactly (5), and so is one of
+    nobody started after the drop from an --exe file (a copy of python:
+    matched at exec through /proc/PID/exe, which needs CAP_SYS_PTRACE):
+    4 requests, 4 counted."""
     plain = nobody_http()
-    agent = start_agent(["--port", str(plain.port), "--no-tls", "--drop-caps"], READY_S)
+    tmp = lib.mkdtemp("py")
+    py = lib.copy_binary(lib.PYTHON, os.path.join(tmp, "python3"))
+    agent = start_agent(["--port", str(plain.port), "--exe", py, "--no-tls", "--drop-caps"], READY_S)
     check_dropped(agent, kept_set(tls=False))
     curl_n("http://127.0.0.1:%d/ok" % plain.port, 5)
-    expect_counts(agent, {plain.port: ok(5, "http")})
+    late = lib.CmdServer(AS_NOBODY + [py, HTTP_SERVER, "--port", "0"])
+    lib.wait_target_event(agent, late.pid, "instrumented")
+    curl_n("http://127.0.0.1:%d/ok" % late.port, 4)
+    expect_counts(agent, {plain.port: ok(5, "http"), late.port: ok(4, "http")})
     agent.stop()
 
 
