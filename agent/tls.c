@@ -18,6 +18,7 @@
 
 #include "aion/abi.h"
 #include "aion.skel.h"
+#include "loader.h"
 #include "privs.h"
 #include "tls.h"
 #include "tlsplace.h"
@@ -71,12 +72,9 @@ struct tls *tls__new(struct aion_bpf *skel)
 
 void tls__free(struct tls *t)
 {
-	unsigned i;
-
 	if (!t)
 		return;
-	for (i = 0; i < t->nlinks; i++)
-		bpf_link__destroy(t->links[i]);
+	loader__destroy_links(t->links, t->nlinks);
 	free(t->links);
 	free(t->files);
 	free(t);
