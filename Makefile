@@ -17,6 +17,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 # Agent modules that do not need the BPF skeleton: unit-tested on the host.
 LIB_SRCS   := agent/strbuf.c agent/route.c agent/aggregate.c agent/expo.c agent/procinfo.c agent/tlsplace.c \
               agent/config.c agent/identity.c agent/sql.c agent/selfmetrics.c agent/webconfig.c
+LIB_SRCS   += agent/privs.c
 # Modules that drive the kernel side.
 BPF_SRCS   := agent/main.c agent/loader.c agent/targets.c agent/events.c agent/procs.c agent/tls.c
 LIB_OBJS   := $(LIB_SRCS:agent/%.c=$(BUILD)/agent/%.o)

@@ -184,9 +184,9 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 		c->nsize_buckets = nb;
 		return 0;
 	}
-	if (!strcmp(key, "tls")) {
-		if (parse_switch(value, &c->tls))
-			return errf(err, n, "tls '%s' must be on or off", value);
+	if (!strcmp(key, "tls") || !strcmp(key, "drop_caps")) {
+		if (parse_switch(value, !strcmp(key, "tls") ? &c->tls : &c->drop_caps))
+			return errf(err, n, "%s '%s' must be on or off", key, value);
 		return 0;
 	}
 	if (!strcmp(key, "bpf_stats")) {
@@ -358,8 +358,7 @@ int config__parse(struct config *c, const char *text, const char *name, char *er
 		if (rc == -ENOENT)
 			rc = errf(err, n, "%s:%d: unknown setting '%s' (listen, service_name, max_routes, "
 				  "max_series, max_connections, body_size_buckets, k8s_log_dir, tls, bpf_stats, "
-				  "ring_buffer_size, web_config, "
-				  "or a [target] section)",
+				  "ring_buffer_size, web_config, drop_caps, or a [target] section)",
 				  name, lineno, key);
 		else if (rc)
 			rc = errf(err, n, "%s:%d: %s", name, lineno, msg);
@@ -421,6 +420,7 @@ int config__from_env(struct config *c, char *err, size_t n)
 		{ "AION_BPF_STATS", "bpf_stats" },
 		{ "AION_RING_BUFFER_SIZE", "ring_buffer_size" },
 		{ "AION_WEB_CONFIG", "web_config" },
+		{ "AION_DROP_CAPS", "drop_caps" },
 	};
 	static const struct {
 		const char *env;
@@ -497,6 +497,8 @@ void config__merge(struct config *hi, struct config *lo)
 		hi->bpf_stats = lo->bpf_stats;
 	if (!hi->ring_buffer_size)
 		hi->ring_buffer_size = lo->ring_buffer_size;
+	if (!hi->drop_caps)
+		hi->drop_caps = lo->drop_caps;
 	if (!hi->nsize_buckets) {
 		memcpy(hi->size_buckets, lo->size_buckets, sizeof(hi->size_buckets));
 		hi->nsize_buckets = lo->nsize_buckets;

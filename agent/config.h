@@ -42,6 +42,7 @@ struct config {
 	unsigned max_series;      /* label sets per metric family; 0: unset */
 	int bpf_stats;            /* kernel BPF run-time statistics: 0 unset, 1 on, -1 off */
 	unsigned long ring_buffer_size; /* bytes of the `events` ring buffer; 0: unset */
+	int drop_caps;            /* --drop-caps: 0 unset, 1 on, -1 off */
 };
 
 #define CONFIG_RING_MIN (4096UL)
@@ -53,7 +54,8 @@ int config__add_selector(struct config *c, enum selector_kind kind, const char *
 			 const char *service_name, char *err, size_t n);
 /* One setting by its file/env name (listen, service_name, max_routes,
  * max_connections, max_series, body_size_buckets, k8s_log_dir, tls, bpf_stats,
- * ring_buffer_size, web_config). 0, -ENOENT for an unknown name, or -EINVAL with a message in err. */
+ * ring_buffer_size, web_config, drop_caps). 0, -ENOENT for an unknown name, or -EINVAL
+ * with a message in err. */
 int config__set(struct config *c, const char *key, const char *value, char *err, size_t n);
 /* Parse a config file's text; name is used in messages ("FILE:LINE: ...").
  * 0, or -EINVAL with the message in err. */

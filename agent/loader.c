@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -34,7 +36,8 @@ static int ensure_mounted(const char *dir, const char *type, long magic)
 	if (statfs(dir, &st) == 0 && (long)st.f_type == magic)
 		return 0;
 	if (mount(type, dir, type, 0, NULL) && errno != EBUSY) {
-		fprintf(stderr, "loader: cannot mount %s at %s: %s (mount it, or run as root)\n",
+		fprintf(stderr, "loader: cannot mount %s at %s: %s (mount it first, or grant "
+				"CAP_SYS_ADMIN)\n",
 			type, dir, strerror(errno));
 		return -errno;
 	}
@@ -48,11 +51,7 @@ int loader__preflight(void)
 				"aion needs a kernel built with CONFIG_DEBUG_INFO_BTF=y\n");
 		return -ENOTSUP;
 	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "loader: aion needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN "
-				"for tracefs): run it with sudo\n");
-		return -EPERM;
-	}
+	/* The capabilities are checked by privs__check(). */
 	if (ensure_mounted("/sys/kernel/tracing", "tracefs", TRACEFS_MAGIC))
 		return -EPERM;
 	ensure_mounted("/sys/fs/bpf", "bpf", BPF_FS_MAGIC); /* nice to have */
@@ -186,7 +185,63 @@ fail:
 	return NULL;
 }
 
+/* Closing a link waits for an RCU grace period (a syscall tracepoint's,
+ * a uprobe's: tens of ms each, over a second for all of them in a row):
+ * close them from a few threads so that the waits overlap and SIGTERM stays
+ * well within its 2 s. */
+#define DETACH_THREADS 8
+
+struct detach_job {
+	struct bpf_link **v;
+	size_t n, first;
+};
+
+static void *detach_some(void *arg)
+{
+	struct detach_job *j = arg;
+	size_t i;
+
+	for (i = j->first; i < j->n; i += DETACH_THREADS) {
+		bpf_link__destroy(j->v[i]);
+		j->v[i] = NULL;
+	}
+	return NULL;
+}
+
+void loader__destroy_links(struct bpf_link **v, size_t n)
+{
+	struct detach_job jobs[DETACH_THREADS];
+	pthread_t th[DETACH_THREADS];
+	int i, started[DETACH_THREADS] = {};
+
+	for (i = 0; i < DETACH_THREADS && (size_t)i < n; i++) {
+		jobs[i] = (struct detach_job){ v, n, (size_t)i };
+		started[i] = !pthread_create(&th[i], NULL, detach_some, &jobs[i]);
+		if (!started[i])
+			detach_some(&jobs[i]); /* no thread: this one does it */
+	}
+	while (i-- > 0)
+		if (started[i])
+			pthread_join(th[i], NULL);
+}
+
 void loader__stop(struct aion_bpf *skel)
 {
-	aion_bpf__destroy(skel);
+	struct bpf_object_skeleton *s;
+	struct bpf_link **v;
+	int i;
+
+	if (!skel)
+		return;
+	s = skel->skeleton;
+	v = calloc(s->prog_cnt, sizeof(*v));
+	if (v) {
+		for (i = 0; i < s->prog_cnt; i++) {
+			v[i] = *s->progs[i].link;
+			*s->progs[i].link = NULL;
+		}
+		loader__destroy_links(v, s->prog_cnt);
+		free(v);
+	}
+	aion_bpf__destroy(skel); /* maps, programs (and the links, one by one, if calloc failed) */
 }

@@ -4,9 +4,11 @@
 #define AION_LOADER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <linux/types.h>
 
 struct aion_bpf;
+struct bpf_link;
 
 struct loader_opts {
 	bool trace_all;
@@ -24,5 +26,8 @@ struct aion_bpf *loader__start(const struct loader_opts *o);
 __u32 loader__bitmap_words(void);
 /* Detach and free everything; accepts NULL. */
 void loader__stop(struct aion_bpf *skel);
+/* Destroy n links (NULLs allowed) from a few threads at once: each close
+ * waits for an RCU grace period. Sets v[i] to NULL. */
+void loader__destroy_links(struct bpf_link **v, size_t n);
 
 #endif /* AION_LOADER_H */

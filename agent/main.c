@@ -20,6 +20,7 @@
 #include "events.h"
 #include "expo.h"
 #include "loader.h"
+#include "privs.h"
 #include "procinfo.h"
 #include "procs.h"
 #include "selfmetrics.h"
@@ -80,6 +81,8 @@ static const char usage[] =
 "  --bpf-stats          export the kernel's run count and run time of each BPF\n"
 "                       program (adds two clock reads to every run; needs\n"
 "                       CAP_SYS_ADMIN)\n"
+"  --drop-caps          once attached and serving, keep only the capabilities\n"
+"                       later work needs (see README \"Privileges\")\n"
 "  --verbose            print libbpf's messages (the verifier's log on failure)\n"
 "  -h, --help           print this help and exit\n"
 "  --version            print the version and exit\n"
@@ -87,9 +90,11 @@ static const char usage[] =
 "Environment: AION_CONFIG, AION_PID, AION_EXE, AION_PORT (comma-separated),\n"
 "AION_ALL=1, AION_LISTEN, AION_SERVICE_NAME, AION_MAX_ROUTES,\n"
 "AION_MAX_SERIES, AION_MAX_CONNECTIONS, AION_BODY_SIZE_BUCKETS, AION_K8S_LOG_DIR,\n"
-"AION_TLS=off, AION_BPF_STATS=on, AION_RING_BUFFER_SIZE, AION_WEB_CONFIG.\n"
+"AION_TLS=off, AION_BPF_STATS=on, AION_RING_BUFFER_SIZE, AION_WEB_CONFIG,\n"
+"AION_DROP_CAPS=1.\n"
 "\n"
-"Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and a kernel with BTF.\n"
+"Needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN (TLS uprobes), CAP_SYS_PTRACE\n"
+"and CAP_DAC_READ_SEARCH (+ CAP_SETPCAP for --drop-caps), and a kernel with BTF.\n"
 "Example: sudo aion-agent --exe /usr/sbin/nginx && curl -s localhost:9090/metrics\n";
 
 struct options {
@@ -133,7 +138,8 @@ static void flag_error(const char *err)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_PID = 256, O_EXE, O_PORT, O_ALL, O_CONFIG, O_LISTEN, O_SVC, O_ROUTES, O_CONNS,
-	       O_K8S, O_SIZES, O_SERIES, O_RING, O_WEB, O_VERBOSE, O_VERSION, O_NO_TLS, O_BPF_STATS };
+	       O_K8S, O_SIZES, O_SERIES, O_RING, O_WEB, O_VERBOSE, O_VERSION, O_NO_TLS, O_BPF_STATS,
+	       O_DROP_CAPS };
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "exe", required_argument, NULL, O_EXE },
@@ -152,6 +158,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "no-tls", no_argument, NULL, O_NO_TLS },
 		{ "max-series", required_argument, NULL, O_SERIES },
 		{ "bpf-stats", no_argument, NULL, O_BPF_STATS },
+		{ "drop-caps", no_argument, NULL, O_DROP_CAPS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{},
@@ -208,6 +215,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case O_BPF_STATS:
 			o->cfg.bpf_stats = 1;
+			break;
+		case O_DROP_CAPS:
+			o->cfg.drop_caps = 1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -378,6 +388,7 @@ int main(int argc, char **argv)
 	struct tls *tls = NULL;
 	struct expo *expo = NULL;
 	struct sigaction sa = {};
+	struct privs_mode pmode = {};
 	int err, i;
 
 	err = parse_args(argc, argv, &opt);
@@ -389,7 +400,9 @@ int main(int argc, char **argv)
 		options__free(&opt);
 		return err < 0 ? 0 : err;
 	}
-	if (check_selectors(&opt) || loader__preflight()) {
+	pmode.tls = cfg->tls >= 0;
+	pmode.drop = cfg->drop_caps > 0;
+	if (check_selectors(&opt) || privs__check(&pmode) || loader__preflight()) {
 		options__free(&opt);
 		return 1;
 	}
@@ -540,6 +553,12 @@ int main(int argc, char **argv)
 			if (cfg->sel[i].kind == SEL_EXE)
 				tls__add_exe(tls, cfg->sel[i].exe);
 		tls__scan_targets(tls, opt.all);
+	}
+	/* Everything that needs more than the kept set is done. */
+	if (pmode.drop) {
+		err = privs__drop(&pmode);
+		if (err)
+			goto cleanup;
 	}
 	fprintf(stderr, "aion-agent: ready: tracing %s, metrics on %s://%s/metrics%s\n",
 		opt.all ? "every process" : "the selected processes", opt.tls_cert ? "https" : "http",

@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 
 #include "aion/abi.h"
+#include "privs.h"
 #include "procinfo.h"
 #include "targets.h"
 
@@ -184,8 +185,12 @@ static int exe_matches(int pid, const struct exe_sel *sel, __u64 *ino, __u32 *de
 	char path[PATH_MAX + 32];
 	__u64 ei, pi;
 	__u32 ed, pd;
+	int err;
 
-	if (procinfo__exe_id(pid, &ei, &ed))
+	err = procinfo__exe_id(pid, &ei, &ed);
+	if (err == -EACCES || err == -EPERM)
+		privs__proc_denied("exe", pid, err); /* another user's, no CAP_SYS_PTRACE */
+	if (err)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, sel->path);
 	if (procinfo__file_id(path, &pi, &pd))
@@ -387,6 +392,8 @@ static int scan_fds(int pid, void *arg)
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	d = opendir(path);
+	if (!d && errno == EACCES)
+		privs__proc_denied("fd", pid, errno); /* mode 0500: CAP_DAC_READ_SEARCH */
 	if (!d)
 		return 0;
 	while (!hit && (de = readdir(d))) {

@@ -18,6 +18,8 @@
 
 #include "aion/abi.h"
 #include "aion.skel.h"
+#include "loader.h"
+#include "privs.h"
 #include "tls.h"
 #include "tlsplace.h"
 
@@ -70,12 +72,9 @@ struct tls *tls__new(struct aion_bpf *skel)
 
 void tls__free(struct tls *t)
 {
-	unsigned i;
-
 	if (!t)
 		return;
-	for (i = 0; i < t->nlinks; i++)
-		bpf_link__destroy(t->links[i]);
+	loader__destroy_links(t->links, t->nlinks);
 	free(t->links);
 	free(t->files);
 	free(t);
@@ -156,9 +155,12 @@ static int attach(struct tls *t, const char *path, const char *name, const struc
 		}
 		if (k >= 0) {
 			if (pr[i].required) {
-				fprintf(stderr, "tls: cannot attach to %s in %s: %s (uprobes need "
-						"CONFIG_UPROBE_EVENTS and CAP_PERFMON or root)\n",
-					pr[i].what, name, strerror(-err));
+				/* EACCES: perf_uprobe_event_init() wants CAP_SYS_ADMIN. */
+				fprintf(stderr, "tls: cannot attach to %s in %s: %s (%s)\n",
+					pr[i].what, name, strerror(-err),
+					err == -EACCES || err == -EPERM ?
+					"uprobes need CAP_SYS_ADMIN; or give --no-tls" :
+					"uprobes need a kernel with CONFIG_UPROBE_EVENTS");
 				goto undo;
 			}
 			err = 0;
@@ -188,28 +190,30 @@ static struct file_seen *seen(struct tls *t, dev_t dev, ino_t ino)
 /* Inspect the file at path (as the agent reaches it; name: as the process
  * sees it) once, and probe it when it implements TLS. exe: a --exe file,
  * checked for being stripped. */
-static void inspect(struct tls *t, const char *path, const char *name, int exe)
+static int inspect(struct tls *t, const char *path, const char *name, int exe)
 {
 	struct tls_facts f;
 	struct file_seen *fs;
 	struct stat st;
 	int n;
 
-	if (stat(path, &st) || !S_ISREG(st.st_mode) || seen(t, st.st_dev, st.st_ino))
-		return;
+	if (stat(path, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode) || seen(t, st.st_dev, st.st_ino))
+		return 0;
 	if (t->nfiles == MAX_FILES) {
 		if (!t->full_warned++)
 			fprintf(stderr, "tls: %u files inspected: files mapped from now on are not "
 					"looked at for TLS\n", MAX_FILES);
 		count_err(t, ERR_FILES_FULL);
-		return;
+		return 0;
 	}
 	fs = &t->files[t->nfiles++];
 	fs->dev = st.st_dev;
 	fs->ino = st.st_ino;
 	fs->state = F_NONE;
 	if (tlsplace__facts(path, &f))
-		return;
+		return 0;
 	if (f.lib == TLS_LIB_NONE) {
 		if (exe && !f.has_symtab && !f.needs_tls && tlsplace__embeds_tls(path)) {
 			fprintf(stderr, "tls: %s embeds OpenSSL or BoringSSL but is stripped (no symbol "
@@ -217,17 +221,28 @@ static void inspect(struct tls *t, const char *path, const char *name, int exe)
 					"link libssl dynamically)\n", name);
 			count_err(t, ERR_STRIPPED);
 		}
-		return;
+		return 0;
 	}
 	n = attach(t, path, name, &f);
 	if (n < 0) {
 		fs->state = F_FAILED;
 		count_err(t, ERR_ATTACH);
-		return;
+		return 0;
 	}
 	fs->state = F_PROBED;
 	__atomic_add_fetch(&t->libraries, 1, __ATOMIC_RELAXED);
 	fprintf(stderr, "tls: attached to %s (%s, %d probes)\n", name, lib_names[f.lib], n);
+	return 0;
+}
+
+/* 1 when /proc/PID/root itself cannot be entered (not one file in it). */
+static int root_denied(int pid)
+{
+	char root[64];
+	struct stat st;
+
+	snprintf(root, sizeof(root), "/proc/%d/root/", pid);
+	return stat(root, &st) && (errno == EACCES || errno == EPERM);
 }
 
 int tls__scan_pid(struct tls *t, int pid)
@@ -237,8 +252,11 @@ int tls__scan_pid(struct tls *t, int pid)
 
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
 	fp = fopen(maps, "re");
+	if (!fp && (errno == EACCES || errno == EPERM))
+		goto denied;
 	if (!fp)
 		return -ESRCH;
+	errno = 0;
 	while (fgets(line, sizeof(line), fp)) {
 		char perms[8], *file;
 		size_t len;
@@ -255,10 +273,24 @@ int tls__scan_pid(struct tls *t, int pid)
 		if (len > 10 && !strcmp(file + len - 10, " (deleted)"))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file);
-		inspect(t, path, file, 0);
+		/* /proc/PID/root is ptrace-checked too (maps only asks for
+		 * CAP_PERFMON): without CAP_SYS_PTRACE every path fails. */
+		if (inspect(t, path, file, 0) == -EACCES && root_denied(pid)) {
+			fclose(fp);
+			goto denied;
+		}
+	}
+	/* The ptrace check may come at the first read rather than at open. */
+	if (ferror(fp) && (errno == EACCES || errno == EPERM)) {
+		fclose(fp);
+		goto denied;
 	}
 	fclose(fp);
 	return 0;
+denied:
+	/* Another user's process, and no CAP_SYS_PTRACE (or an LSM said no). */
+	privs__proc_denied("maps or root", pid, EACCES);
+	return -EACCES;
 }
 
 void tls__scan_targets(struct tls *t, int all)
@@ -327,5 +359,7 @@ int tls__render(struct tls *t, struct strbuf *out, unsigned long long no_socket)
 			       t ? __atomic_load_n(&t->errors[i], __ATOMIC_RELAXED) : 0ULL);
 	strbuf__printf(out, "aion_agent_instrumentation_errors_total{reason=\"tls_no_socket\"} %llu\n",
 		       no_socket);
+	strbuf__printf(out, "aion_agent_instrumentation_errors_total{reason=\"proc_access_denied\"} %llu\n",
+		       privs__proc_denied_count());
 	return out->oom ? -ENOMEM : 0;
 }

@@ -419,7 +419,8 @@ def http_get(host, port, path, timeout=5.0, headers=None):
 # the agent
 
 class Agent:
-    def __init__(self, args, ready_timeout=60.0):
+    def __init__(self, args, ready_timeout=60.0, prefix=()):
+        """prefix: a command that execs the agent (e.g. setpriv ... --)."""
         if not AGENT:
             fail("agent path not set")
         if not os.path.exists(AGENT):
@@ -432,7 +433,7 @@ class Agent:
         self.stdout_path = os.path.join(self.tmp, "stdout")
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
-        self.proc = spawn([AGENT] + self.args, stdout=self._out, stderr=self._err)
+        self.proc = spawn(list(prefix) + [AGENT] + self.args, stdout=self._out, stderr=self._err)
         _agents.append(self)
         log("agent pid %d: %s" % (self.proc.pid, " ".join(self.args)))
         t0 = time.monotonic()

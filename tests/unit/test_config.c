@@ -289,6 +289,47 @@ static void test_web_config(void **state UNUSED)
 	config__free(&file);
 }
 
+/* drop_caps: on/off from the file (drop_caps = on) or AION_DROP_CAPS; the
+ * flag (--drop-caps, set as 1 by main.c) over both; unset stays 0 (off). */
+static void test_drop_caps(void **state UNUSED)
+{
+	struct config flags = {}, env = {}, file = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&file, "drop_caps = on   # after attach\n", "a.conf", err,
+				       sizeof(err)), 0);
+	assert_int_equal(file.drop_caps, 1);
+	assert_int_equal(file.tls, 0); /* the other on/off setting is untouched */
+	assert_int_equal(config__set(&env, "drop_caps", "no", err, sizeof(err)), 0);
+	assert_int_equal(env.drop_caps, -1);
+	config__merge(&env, &file);
+	assert_int_equal(env.drop_caps, -1); /* env over file */
+	flags.drop_caps = 1;                 /* --drop-caps */
+	config__merge(&flags, &env);
+	assert_int_equal(flags.drop_caps, 1);
+	config__free(&flags);
+	config__free(&env);
+	config__free(&file);
+
+	expect_error("drop_caps = later\n", "bad.conf:1: drop_caps 'later' must be on or off");
+
+	memset(&env, 0, sizeof(env));
+	setenv("AION_DROP_CAPS", "1", 1);
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), 0);
+	assert_int_equal(env.drop_caps, 1);
+	config__free(&env);
+	memset(&env, 0, sizeof(env));
+	setenv("AION_DROP_CAPS", "sometimes", 1);
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "AION_DROP_CAPS: drop_caps 'sometimes' must be on or off"));
+	unsetenv("AION_DROP_CAPS");
+	config__free(&env);
+	memset(&env, 0, sizeof(env));
+	assert_int_equal(config__from_env(&env, err, sizeof(err)), 0);
+	assert_int_equal(env.drop_caps, 0);
+	config__free(&env);
+}
+
 static void test_env(void **state UNUSED)
 {
 	struct config c = {};
@@ -385,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_ring_buffer_size),
 		cmocka_unit_test(test_web_config),
 		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_drop_caps),
 		cmocka_unit_test(test_series_and_stats),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_load_file),
