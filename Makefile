@@ -69,9 +69,15 @@ $(BUILD)/agent/%.o: agent/%.c | $(BUILD)/agent
 
 $(AGENT_OBJS): $(BUILD)/aion.skel.h
 
-# The commit the agent was built from, for aion_agent_build_info.
+# The commit the agent was built from, for aion_agent_build_info: rewritten
+# only when it changes, so that main.o is rebuilt exactly then.
 AION_REVISION ?= $(shell git describe --always --dirty 2>/dev/null)
-$(BUILD)/agent/main.o: CFLAGS += -DAION_REVISION='"$(AION_REVISION)"'
+$(BUILD)/revision.h: FORCE | $(BUILD)
+	@r='#define AION_REVISION "$(AION_REVISION)"'; \
+	  [ "$$(cat $@ 2>/dev/null)" = "$$r" ] || echo "$$r" > $@
+$(BUILD)/agent/main.o: $(BUILD)/revision.h
+.PHONY: FORCE
+FORCE:
 
 $(BUILD)/aion-agent: $(AGENT_OBJS) $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
