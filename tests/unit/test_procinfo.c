@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* procinfo: what /proc says about this very test process. */
+/* procinfo: what /proc says about this very test process, and the parsers
+ * of those texts on what a process may name itself. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
