@@ -25,7 +25,7 @@ AGENT_OBJS := $(BPF_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps bench-deps run test unit unit-asan integration fuzz bench clean deploy-check deploy-gen soak
+.PHONY: all deps bench-deps run test unit unit-asan integration fuzz fuzz-seeds bench clean deploy-check deploy-gen soak
 all: $(BUILD)/aion-agent
 
 # Debian 12 packages for building, testing and the real servers the tests use.
@@ -103,10 +103,14 @@ unit-asan: $(ASAN_UNIT_BINS)
 	@set -e; for t in $(ASAN_UNIT_BINS); do echo "== $$t (ASan+UBSan)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
-# libFuzzer on the HTTP and database framing parsers and the SQL tokenizer,
-# seeded with the real captures. `make test` runs each one for its own
-# FUZZ_SECONDS_* (10 + 5 + 5 s); FUZZ_SECONDS, when given, is the time of
-# each: `make fuzz FUZZ_SECONDS=600` for a real session. A crash fails it.
+# libFuzzer (ASan + UBSan) on every parser of outside bytes: the HTTP and
+# database framing parsers and the SQL tokenizer, seeded with the real
+# captures, and the agent's own parsers (route, config, cgroup/log names,
+# /proc, listen/Accept-Encoding, ELF files), seeded from this machine and
+# README.md. `make test` runs each one for its own FUZZ_SECONDS_* (10 + 5 +
+# 5 s, then 2 s each); FUZZ_SECONDS, when given, is the time of each:
+# `make fuzz FUZZ_SECONDS=600` for a real session. A crash, a sanitizer
+# report, a leak or a timeout fails it and leaves the input in $(BUILD)/fuzz/.
 FUZZ_SECONDS_HTTP ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),10)
 FUZZ_SECONDS_DB   ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),5)
 FUZZ_SECONDS_SQL  ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),5)
@@ -128,6 +132,43 @@ $(BUILD)/fuzz/fuzz_sql: tests/fuzz/fuzz_sql.c agent/sql.c agent/sql.h
 $(BUILD)/fuzz/fuzz_webconfig: tests/fuzz/fuzz_webconfig.c agent/webconfig.c agent/webconfig.h
 	mkdir -p $(BUILD)/fuzz/corpus_webconfig
 	$(CLANG) $(FUZZ_CFLAGS) -D_GNU_SOURCE -Iagent $< agent/webconfig.c -o $@
+# The agent's parsers: tests/fuzz/fuzz_NAME.c, built with the sources it
+# needs, seeded by tests/fuzz/seeds.py, FUZZ_SECONDS_NAME each.
+FUZZ_AGENT         := route config config_file identity procinfo expo tlsplace
+FUZZ_SRCS_route    := agent/route.c
+FUZZ_SRCS_config   := agent/config.c agent/expo.c agent/strbuf.c
+FUZZ_SRCS_config_file := $(FUZZ_SRCS_config)
+FUZZ_SRCS_identity := agent/identity.c agent/strbuf.c
+FUZZ_SRCS_procinfo := agent/procinfo.c
+FUZZ_SRCS_expo     := agent/strbuf.c
+FUZZ_SRCS_tlsplace := agent/tlsplace.c
+FUZZ_LIBS_config   := -lmicrohttpd -lz -lcrypt -lpthread
+FUZZ_LIBS_config_file := $(FUZZ_LIBS_config)
+FUZZ_LIBS_expo     := -lmicrohttpd -lz -lcrypt -lpthread
+FUZZ_LIBS_tlsplace := -lelf -lz
+FUZZ_OPTS_tlsplace := -max_len=16384
+FUZZ_DEPS_expo     := agent/expo.c
+FUZZ_DEPS_config_file := tests/fuzz/fuzz_config.c
+# 2 s each (libFuzzer stops a second late: 3.5 s of wall time), the file
+# layer of the config 1 s: `make fuzz` takes 23 s more than with the first three.
+FUZZ_SECONDS_config_file ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),1)
+$(foreach f,$(FUZZ_AGENT),$(eval FUZZ_SECONDS_$(f) ?= $(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),2)))
+define fuzz_agent_rule
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRCS_$(1)) $(wildcard agent/*.h) $(FUZZ_DEPS_$(1))
+	@mkdir -p $(BUILD)/fuzz
+	$(CLANG) $(FUZZ_CFLAGS) -D_GNU_SOURCE -Iagent $$< $(FUZZ_SRCS_$(1)) -o $$@ $(FUZZ_LIBS_$(1))
+endef
+$(foreach f,$(FUZZ_AGENT),$(eval $(call fuzz_agent_rule,$(f))))
+# Tiny libraries shaped like OpenSSL and GnuTLS (and one that needs libssl)
+# as fuzz_tlsplace seeds, next to the machine's smallest ELF files.
+FUZZ_STUB_FLAGS := -shared -fPIC -O2 -nostdlib -g0 -Wl,--build-id=none -Wl,-z,noseparate-code
+fuzz-seeds: tests/fuzz/tls_stub.c
+	@mkdir -p $(BUILD)/fuzz/corpus_tlsplace
+	@/usr/bin/python3 tests/fuzz/seeds.py $(BUILD)/fuzz
+	@cd $(BUILD)/fuzz/corpus_tlsplace && \
+	  $(CC) $(FUZZ_STUB_FLAGS) -DOPENSSL -Wl,-soname,libssl.so.3 $(CURDIR)/$< -o libssl.so.3 && \
+	  $(CC) $(FUZZ_STUB_FLAGS) -DGNUTLS -Wl,-soname,libgnutls.so.30 $(CURDIR)/$< -o libgnutls.so.30 && \
+	  $(CC) $(FUZZ_STUB_FLAGS) $(CURDIR)/$< -o needs_ssl.so -L. -l:libssl.so.3
 
 # $(call run_fuzz,name,seconds,corpus,log,what,options): run one fuzzer.
 define run_fuzz
@@ -138,7 +179,11 @@ define run_fuzz
     echo "fuzz: the $(5) failed on an input saved under $(BUILD)/fuzz/ (log: $(4))"; exit 1; fi
 endef
 
-fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_db $(BUILD)/fuzz/fuzz_sql $(BUILD)/fuzz/fuzz_webconfig
+# One of the agent's parsers; an input that takes 10 s is a hang.
+run_fuzz_agent = $(call run_fuzz,$(1),$(FUZZ_SECONDS_$(1)),$(BUILD)/fuzz/corpus_$(1),$(BUILD)/fuzz/log_$(1),$(2),-timeout=10 $(FUZZ_OPTS_$(1)))
+fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_db $(BUILD)/fuzz/fuzz_sql \
+      $(FUZZ_AGENT:%=$(BUILD)/fuzz/fuzz_%) fuzz-seeds \
+      $(BUILD)/fuzz/fuzz_webconfig
 	cp -n tests/unit/captures/*.bin $(BUILD)/fuzz/corpus/ 2>/dev/null || true
 	@/usr/bin/python3 tests/unit/captures/db/capture.py seeds $(BUILD)/fuzz/corpus_db $(BUILD)/fuzz/corpus_sql >/dev/null
 	$(call run_fuzz,http,$(FUZZ_SECONDS_HTTP),$(BUILD)/fuzz/corpus,$(BUILD)/fuzz/log,HTTP parser,)
@@ -146,6 +191,13 @@ fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_db $(BUILD)/fuzz/fuzz_sql $(BUI
 	$(call run_fuzz,sql,$(FUZZ_SECONDS_SQL),$(BUILD)/fuzz/corpus_sql,$(BUILD)/fuzz/log_sql,SQL tokenizer,-max_len=512)
 	cp -n tests/fuzz/seeds_webconfig/*.yml $(BUILD)/fuzz/corpus_webconfig/ 2>/dev/null || true
 	$(call run_fuzz,webconfig,$(FUZZ_SECONDS_WEBCONFIG),$(BUILD)/fuzz/corpus_webconfig,$(BUILD)/fuzz/log_webconfig,web config parser,-max_len=4096)
+	$(call run_fuzz_agent,route,route normalisation)
+	$(call run_fuzz_agent,config,config parser)
+	$(call run_fuzz_agent,config_file,config file reader)
+	$(call run_fuzz_agent,identity,cgroup and log name parser)
+	$(call run_fuzz_agent,procinfo,/proc parser)
+	$(call run_fuzz_agent,expo,listen and Accept-Encoding parser)
+	$(call run_fuzz_agent,tlsplace,ELF reader)
 
 integration: $(BUILD)/aion-agent
 	/usr/bin/python3 tests/integration/run.py --agent $(BUILD)/aion-agent

@@ -161,6 +161,8 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 		return 0;
 	}
 	if (!strcmp(key, "body_size_buckets")) {
+		/* Parsed aside: a refused value leaves the setting as it was. */
+		double b[CONFIG_MAX_SIZE_BUCKETS];
 		const char *p = value;
 		unsigned nb = 0;
 		char *end;
@@ -169,18 +171,19 @@ int config__set(struct config *c, const char *key, const char *value, char *err,
 			errno = 0;
 			v = strtoul(p, &end, 10);
 			if (end == p || errno || v > (1UL << 40) || (*end && *end != ',') ||
-			    nb >= CONFIG_MAX_SIZE_BUCKETS || (nb && (double)v <= c->size_buckets[nb - 1]) ||
+			    nb >= CONFIG_MAX_SIZE_BUCKETS || (nb && (double)v <= b[nb - 1]) ||
 			    *p == '-' || *p == '+' || *p == ' ')
 				return errf(err, n, "body_size_buckets '%s' must be 1 to %d increasing byte counts "
 					    "separated by commas, e.g. 0,100,1000,10000", value,
 					    CONFIG_MAX_SIZE_BUCKETS);
-			c->size_buckets[nb++] = (double)v;
+			b[nb++] = (double)v;
 			p = *end ? end + 1 : end;
 			if (*end && !*p)
 				return errf(err, n, "body_size_buckets '%s' ends with a comma", value);
 		}
 		if (!nb)
 			return errf(err, n, "body_size_buckets needs at least one bound, e.g. 0,100,1000");
+		memcpy(c->size_buckets, b, nb * sizeof(b[0]));
 		c->nsize_buckets = nb;
 		return 0;
 	}

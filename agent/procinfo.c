@@ -41,54 +41,57 @@ static void printable(char *s)
 			*s = '_';
 }
 
+int procinfo__name(const char *link, const char *comm, char *out, size_t n)
+{
+	const char *base, *del;
+	size_t bl, cl;
+
+	if (n == 0)
+		return -EINVAL;
+	base = strrchr(link, '/');
+	base = base ? base + 1 : link;
+	/* A file deleted since: the kernel appends " (deleted)". */
+	del = strstr(base, " (deleted)");
+	bl = del && del[10] == '\0' ? (size_t)(del - base) : strlen(base);
+	cl = strcspn(comm, "\n");
+	if (bl) {
+		snprintf(out, n, "%.*s", (int)bl, base);
+		/* A multi-call binary reached through a link of another
+		 * name (redis-server -> redis-check-rdb, busybox): the
+		 * command name the kernel took from the path is the
+		 * better name. Related names (python3 for python3.11)
+		 * keep the file's. A title a process gave itself
+		 * ("gunicorn: worker") is not a command name. */
+		if (cl && strncmp(base, comm, cl < bl ? cl : bl) && !memchr(comm, ' ', cl) &&
+		    !memchr(comm, ':', cl))
+			snprintf(out, n, "%.*s", (int)cl, comm);
+	} else if (cl) {
+		/* Kernel threads and exited processes have no exe: use comm. */
+		snprintf(out, n, "%.*s", (int)cl, comm);
+	} else {
+		return -ENOENT;
+	}
+	printable(out);
+	return 0;
+}
+
 int procinfo__exe_name(int pid, char *out, size_t n)
 {
-	char path[64], link[4096], *base, *del;
+	char path[64], link[4096], comm[64];
 	ssize_t r;
+	int c;
 
 	if (n == 0)
 		return -EINVAL;
 	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
 	r = readlink(path, link, sizeof(link) - 1);
-	if (r > 0) {
-		link[r] = '\0';
-		del = strstr(link, " (deleted)");
-		if (del && del[10] == '\0')
-			*del = '\0';
-		base = strrchr(link, '/');
-		base = base ? base + 1 : link;
-		if (*base) {
-			char comm[64];
-			size_t bl = strlen(base), cl;
-
-			snprintf(out, n, "%s", base);
-			/* A multi-call binary reached through a link of another
-			 * name (redis-server -> redis-check-rdb, busybox): the
-			 * command name the kernel took from the path is the
-			 * better name. Related names (python3 for python3.11)
-			 * keep the file's. */
-			snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-			if (read_small(path, comm, sizeof(comm)) > 0) {
-				comm[strcspn(comm, "\n")] = '\0';
-				cl = strlen(comm);
-				/* A title a process gave itself ("gunicorn:
-				 * worker") is not a command name. */
-				if (cl && strncmp(base, comm, cl < bl ? cl : bl) && !strpbrk(comm, " :"))
-					snprintf(out, n, "%s", comm);
-			}
-			printable(out);
-			return 0;
-		}
-	}
-	/* Kernel threads and exited processes have no exe: use comm. */
+	link[r > 0 ? r : 0] = '\0';
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	r = read_small(path, link, sizeof(link));
-	if (r <= 0)
-		return r < 0 ? (int)r : -ENOENT;
-	link[strcspn(link, "\n")] = '\0';
-	snprintf(out, n, "%s", link);
-	printable(out);
-	return 0;
+	c = read_small(path, comm, sizeof(comm));
+	if (c < 0)
+		comm[0] = '\0';
+	r = procinfo__name(link, comm, out, n);
+	return r == -ENOENT && c < 0 ? c : (int)r;
 }
 
 int procinfo__file_id(const char *path, __u64 *ino, __u32 *kdev)
@@ -110,20 +113,28 @@ int procinfo__exe_id(int pid, __u64 *ino, __u32 *kdev)
 	return procinfo__file_id(path, ino, kdev);
 }
 
+int procinfo__parse_ppid(const char *text)
+{
+	const char *p;
+	int ppid;
+
+	/* comm may hold spaces and parentheses: parse after the last ')'. */
+	p = strrchr(text, ')');
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1 || ppid < 0)
+		return -EINVAL;
+	return ppid;
+}
+
 int procinfo__ppid(int pid)
 {
-	char path[64], buf[1024], *p;
-	int ppid, r;
+	char path[64], buf[1024];
+	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	r = read_small(path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
-	/* comm may hold spaces and parentheses: parse after the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-		return -EINVAL;
-	return ppid;
+	return procinfo__parse_ppid(buf);
 }
 
 int procinfo__alive(int pid)
@@ -159,18 +170,13 @@ int procinfo__for_each(int (*fn)(int pid, void *arg), void *arg)
 	return err < 0 ? err : 0;
 }
 
-int procinfo__stat(int pid, struct proc_stat *st)
+int procinfo__parse_stat(const char *text, struct proc_stat *st)
 {
-	char path[64], buf[2048], *p;
 	unsigned long long ut, stt;
 	long threads, rss;
-	int r;
+	const char *p;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	r = read_small(path, buf, sizeof(buf));
-	if (r < 0)
-		return r;
-	p = strrchr(buf, ')');
+	p = strrchr(text, ')');
 	/* After comm: state(3) ... utime(14) stime(15) ... num_threads(20) ...
 	 * rss(24), in pages. */
 	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu"
@@ -181,6 +187,18 @@ int procinfo__stat(int pid, struct proc_stat *st)
 	st->threads = threads;
 	st->rss_pages = rss;
 	return 0;
+}
+
+int procinfo__stat(int pid, struct proc_stat *st)
+{
+	char path[64], buf[2048];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	r = read_small(path, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	return procinfo__parse_stat(buf, st);
 }
 
 long procinfo__count_fds(int pid)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <limits.h>
 #include <libelf.h>
 #include <string.h>
 #include <unistd.h>
@@ -153,13 +154,18 @@ int tlsplace__embeds_tls(const char *path)
  * whose first instruction is a push. The probes go there when the code
  * has that shape, on the public functions otherwise. */
 
+/* The file offset of va, or -1 (also when a hostile segment's offset puts
+ * it past what a long holds: never a negative offset but -1). */
 static long vaddr_off(const struct tls_facts *f, GElf_Addr va)
 {
+	GElf_Addr off;
 	unsigned i;
 
 	for (i = 0; i < f->nsegs; i++)
-		if (va >= f->seg[i].vaddr && va < f->seg[i].vaddr + f->seg[i].size)
-			return (long)(va - f->seg[i].vaddr + f->seg[i].off);
+		if (va >= f->seg[i].vaddr && va < f->seg[i].vaddr + f->seg[i].size) {
+			off = va - f->seg[i].vaddr + f->seg[i].off;
+			return off > LONG_MAX ? -1 : (long)off;
+		}
 	return -1;
 }
 

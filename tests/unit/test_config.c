@@ -128,6 +128,24 @@ static void test_body_size_buckets(void **state UNUSED)
 	config__free(&file);
 }
 
+/* fuzz_config finding: a refused list used to be half written over the
+ * one before (12 over 0: bounds 12,3 that do not increase). */
+static void test_refused_buckets_change_nothing(void **state UNUSED)
+{
+	static const char text[] = "\nbody_size_buckets= 0,3\nbody_size_buckets=12,";
+	struct config c = {};
+	char err[CONFIG_ERR] = "";
+
+	assert_int_equal(config__parse(&c, text, "a.conf", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "a.conf:3: body_size_buckets '12,' ends with a comma");
+	assert_int_equal(c.nsize_buckets, 2);
+	assert_true(c.size_buckets[0] == 0 && c.size_buckets[1] == 3);
+	assert_int_equal(config__set(&c, "body_size_buckets", "7,8,9,1", err, sizeof(err)), -EINVAL);
+	assert_int_equal(c.nsize_buckets, 2);
+	assert_true(c.size_buckets[0] == 0 && c.size_buckets[1] == 3 && c.size_buckets[2] == 0);
+	config__free(&c);
+}
+
 static void test_too_many_selectors(void **state UNUSED)
 {
 	struct config c = {};
@@ -422,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_too_many_selectors),
 		cmocka_unit_test(test_body_size_buckets),
+		cmocka_unit_test(test_refused_buckets_change_nothing),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_ring_buffer_size),
 		cmocka_unit_test(test_web_config),

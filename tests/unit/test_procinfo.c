@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* procinfo: what /proc says about this very test process. */
+/* procinfo: what /proc says about this very test process, and the parsers
+ * of those texts on what a process may name itself. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +9,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -52,6 +54,55 @@ static void test_ppid_and_alive(void **state UNUSED)
 	assert_true(procinfo__exe_name(0x3fffffff, (char[8]){ 0 }, 8) < 0);
 }
 
+/* A process names itself: its comm, in parentheses in /proc/PID/stat, may
+ * hold spaces, ')' and what looks like the next fields. */
+static void test_stat_with_hostile_comm(void **state UNUSED)
+{
+	char old[17] = "";
+	struct proc_stat st;
+
+	assert_int_equal(prctl(PR_GET_NAME, old), 0);
+	assert_int_equal(prctl(PR_SET_NAME, "x) R 1 2 (y) Z"), 0);
+	assert_int_equal(procinfo__ppid(getpid()), getppid());
+	assert_int_equal(procinfo__stat(getpid(), &st), 0);
+	assert_int_equal(st.threads, 1);
+	assert_true(st.rss_pages > 0);
+	assert_int_equal(prctl(PR_SET_NAME, old), 0);
+	/* Texts cut before the fields, or without the comm's ')'. */
+	assert_int_equal(procinfo__parse_ppid("42 (a) S"), -EINVAL);
+	assert_int_equal(procinfo__parse_ppid("42 a S 1"), -EINVAL);
+	assert_int_equal(procinfo__parse_ppid("42 (a) S -3 1"), -EINVAL);
+	assert_int_equal(procinfo__parse_stat("42 (a) S 1 42 42 0 -1 4194560 1 0 0 0 7", &st), -EINVAL);
+	assert_int_equal(procinfo__parse_stat("", &st), -EINVAL);
+}
+
+static void expect_name(const char *link, const char *comm, const char *want)
+{
+	char out[64];
+
+	assert_int_equal(procinfo__name(link, comm, out, sizeof(out)), 0);
+	assert_string_equal(out, want);
+}
+
+static void test_name_from_link_and_comm(void **state UNUSED)
+{
+	char out[4];
+
+	expect_name("/usr/sbin/nginx", "nginx\n", "nginx");
+	expect_name("/usr/bin/python3.11", "python3\n", "python3.11");
+	expect_name("/usr/bin/redis-check-rdb", "redis-server\n", "redis-server");
+	expect_name("/usr/bin/gunicorn", "gunicorn: worker\n", "gunicorn");
+	expect_name("/opt/app (deleted)", "app\n", "app");
+	expect_name("/opt/a (deleted)x", "", "a (deleted)x");
+	expect_name("", "kworker/0:1\n", "kworker/0:1");
+	expect_name("/tmp/caf\xc3\xa9\n", "", "caf___");
+	expect_name("/x", "\x01\x7f\n", "__");
+	assert_int_equal(procinfo__name("", "", out, sizeof(out)), -ENOENT);
+	assert_int_equal(procinfo__name("/dir/", "\n", out, sizeof(out)), -ENOENT);
+	assert_int_equal(procinfo__name("/usr/bin/nginx", "", out, sizeof(out)), 0);
+	assert_string_equal(out, "ngi");
+}
+
 static int count_self(int pid, void *arg)
 {
 	if (pid == getpid())
@@ -75,6 +126,8 @@ int main(void)
 		cmocka_unit_test(test_kdev_encoding),
 		cmocka_unit_test(test_ppid_and_alive),
 		cmocka_unit_test(test_for_each_sees_self),
+		cmocka_unit_test(test_stat_with_hostile_comm),
+		cmocka_unit_test(test_name_from_link_and_comm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

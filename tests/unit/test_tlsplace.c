@@ -6,8 +6,11 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <libelf.h>
@@ -124,12 +127,61 @@ static void test_not_tls(void **state UNUSED)
 	assert_int_equal(tlsplace__facts("/etc/hostname", &f), -ENOEXEC);
 }
 
+/* Caught by fuzz_tlsplace's check on a hostile file: an executable
+ * segment at file offset 2^63 gave negative probe offsets (-2^63 plus the
+ * function's place), neither a file offset nor the -1 that says "not in
+ * the file". Here: this machine's libssl with that one field changed. */
+static void test_hostile_segment_offset(void **state UNUSED)
+{
+	char path[] = "/tmp/aion-tlsplace-XXXXXX";
+	struct tls_probe pr[TLS_MAX_PROBES];
+	struct tls_facts f;
+	Elf64_Ehdr *eh;
+	Elf64_Phdr *ph;
+	unsigned char *b;
+	size_t n, i;
+	int fd, slow, patched = 0;
+	FILE *in;
+
+	b = malloc(16 << 20);
+	assert_non_null(b);
+	in = fopen(LIBSSL, "rb");
+	assert_non_null(in);
+	n = fread(b, 1, 16 << 20, in);
+	fclose(in);
+	assert_true(n > sizeof(*eh) && n < 16 << 20);
+	eh = (Elf64_Ehdr *)b;
+	for (i = 0; i < eh->e_phnum; i++) {
+		ph = (Elf64_Phdr *)(b + eh->e_phoff + i * eh->e_phentsize);
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+			ph->p_offset = 1ULL << 63;
+			patched++;
+		}
+	}
+	assert_int_equal(patched, 1);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, b, n), (ssize_t)n);
+	close(fd);
+	free(b);
+	assert_int_equal(tlsplace__facts(path, &f), 0);
+	assert_int_equal(f.lib, TLS_LIB_OPENSSL);
+	assert_int_equal(f.nsegs, 1);
+	n = tlsplace__plan(path, &f, pr, &slow);
+	assert_int_equal(n, 6);
+	for (i = 0; i < n; i++)
+		assert_int_equal(pr[i].off, -1);
+	assert_int_equal(slow, 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_openssl),
 		cmocka_unit_test(test_gnutls),
 		cmocka_unit_test(test_not_tls),
+		cmocka_unit_test(test_hostile_segment_offset),
 	};
 
 	elf_version(EV_CURRENT);
