@@ -346,7 +346,7 @@ static const char *const kb_text[KB_N] = {
 	[KB_PG_1B] = "B7 PG: a response syscall that ends one byte into an 'S' (ParameterStatus), 'N' "
 		     "(NoticeResponse) or 'G' (CopyInResponse) message is taken for the one-byte answer "
 		     "to SSLRequest at any point of the stream: framing lost (aion_pg_response)",
-	[KB_RE_PUSH] = "L3 (by design, README Limits) Redis pub/sub is not paired: RESP3 confirms "
+	[KB_RE_PUSH] = "L3 (by design, README Measurement limits) Redis pub/sub is not paired: RESP3 confirms "
 		       "SUBSCRIBE/UNSUBSCRIBE (and P/S variants) by push messages, which complete no "
 		       "operation, so a connection in subscribe mode is not measured (aion_re_response, "
 		       "RE_F_PUSH)",
