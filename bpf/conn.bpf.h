@@ -301,8 +301,22 @@ static __always_inline void emit_db(struct conn *c, __u32 tgid, struct aion_req 
 				    __u32 n)
 {
 	struct stage *st;
-	struct aion_db_event *e = record_slot(&st, now);
+	struct aion_db_event *e;
 
+	/* A statement's text goes to the ring at once: the operations that
+	 * use it may end on another CPU, whose stage can be sent before this
+	 * one's, and the agent must know the statement first. */
+	if (op == AION_DB_STMT) {
+		e = bpf_ringbuf_reserve(&events, sizeof(struct aion_http_event), 0);
+		if (!e) {
+			count(AION_CNT_EVENTS_LOST);
+			return;
+		}
+		fill_db(e, c, tgid, r, err, stmt, op, etext, elen, now, n);
+		bpf_ringbuf_submit(e, rb_flags());
+		return;
+	}
+	e = record_slot(&st, now);
 	if (!e)
 		return;
 	fill_db(e, c, tgid, r, err, stmt, op, etext, elen, now, n);
