@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "identity.h"
+#include "procinfo.h"
 
 static int is_hex(int c)
 {
@@ -174,19 +175,13 @@ int identity__k8s_lookup(const char *dir, const char *cid, struct identity *id)
 int identity__of_pid(int pid, const char *k8s_dir, struct identity *id)
 {
 	char path[64], buf[8192];
-	ssize_t r;
-	int fd;
+	int r;
 
 	memset(id, 0, sizeof(*id));
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	r = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	r = procinfo__read_file(path, buf, sizeof(buf));
 	if (r < 0)
-		return -errno;
-	buf[r] = '\0';
+		return r;
 	if (identity__parse_cgroup(buf, id))
 		identity__k8s_lookup(k8s_dir, id->container_id, id);
 	return 0;

@@ -14,6 +14,7 @@
 #include <linux/capability.h>
 
 #include "privs.h"
+#include "procinfo.h"
 
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
@@ -266,18 +267,12 @@ static void on_drop_signal(int sig)
 static int read_status(int tid, struct privs_status *st)
 {
 	char path[64], buf[4096];
-	ssize_t r;
-	int fd;
+	int r;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	r = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	r = procinfo__read_file(path, buf, sizeof(buf));
 	if (r < 0)
-		return -errno;
-	buf[r] = '\0';
+		return r;
 	return privs__parse_status(buf, st);
 }
 

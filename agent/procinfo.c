@@ -17,7 +17,7 @@ __u32 procinfo__kdev(dev_t dev)
 	return (__u32)((major(dev) << 20) | minor(dev));
 }
 
-static int read_small(const char *path, char *buf, size_t n)
+int procinfo__read_file(const char *path, char *buf, size_t n)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t r;
@@ -87,7 +87,7 @@ int procinfo__exe_name(int pid, char *out, size_t n)
 	r = readlink(path, link, sizeof(link) - 1);
 	link[r > 0 ? r : 0] = '\0';
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	c = read_small(path, comm, sizeof(comm));
+	c = procinfo__read_file(path, comm, sizeof(comm));
 	if (c < 0)
 		comm[0] = '\0';
 	r = procinfo__name(link, comm, out, n);
@@ -131,7 +131,7 @@ int procinfo__ppid(int pid)
 	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	r = read_small(path, buf, sizeof(buf));
+	r = procinfo__read_file(path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	return procinfo__parse_ppid(buf);
@@ -195,7 +195,7 @@ int procinfo__stat(int pid, struct proc_stat *st)
 	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	r = read_small(path, buf, sizeof(buf));
+	r = procinfo__read_file(path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	return procinfo__parse_stat(buf, st);

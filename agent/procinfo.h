@@ -7,6 +7,9 @@
 #include <sys/types.h>
 #include <linux/types.h>
 
+/* Reads up to n - 1 bytes of a small file (/proc) into buf, NUL-terminated.
+ * Bytes read, or -errno. */
+int procinfo__read_file(const char *path, char *buf, size_t n);
 /* Base name of the process's executable ("nginx"), else its comm. 0 or -errno. */
 int procinfo__exe_name(int pid, char *out, size_t n);
 /* The name procinfo__exe_name gives from the text of the exe link (""
