@@ -2013,3 +2013,44 @@ def tls_attached_ids(agent):
 def tls_lines_text(agent):
     rows = [l for l in agent.stderr_text().split("\n") if "tls" in l.lower()]
     return "\n".join(rows[-20:]) if rows else "(no line mentioning tls)"
+
+
+# --------------------------------------------------------------------------
+# exact server tables (test_privs, test_lifecycle)
+
+def curl_ok_n(url, n):
+    """n GETs of url on one connection by an untraced curl (TLS not
+    verified); every answer must be 200."""
+    argv = [CURL_BIN, "-sS", "-k", "--noproxy", "*", "--http1.1", "-w", "%{http_code}\\n"]
+    for _ in range(n):
+        argv += [url, "-o", "/dev/null"]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, stdin=subprocess.DEVNULL,
+                       env=clean_env())
+    codes = r.stdout.decode().split()
+    if r.returncode != 0 or codes != ["200"] * n:
+        fail("curl %s x%d: rc %d, codes %r: %s" % (url, n, r.returncode, codes, r.stderr.decode()[-500:]))
+
+
+def server_table(s, port):
+    """{(method, status, route, scheme, error): count} of a server port."""
+    out = {}
+    for l, v in select_series(s, HIST + "_count", server_port=str(port)):
+        k = (l.get("http_request_method", ""), l.get("http_response_status_code", ""), l.get("http_route", ""),
+             l.get("url_scheme", ""), l.get("error_type", ""))
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def expect_server_tables(agent, want, timeout=10.0, settle=0.5):
+    """want: {port: {(method, status, route, scheme, error): n}}; every
+    series of those ports, exactly, and still so after `settle` s."""
+    last = {}
+
+    def got():
+        s = agent.scrape()
+        last["t"] = {p: server_table(s, p) for p in want}
+        return last["t"] == want
+    wait_for(got, timeout, what=lambda: "server series: expected %r, got %r" % (want, last.get("t")))
+    time.sleep(settle)
+    if not got():
+        fail("server series changed after settling: expected %r, got %r" % (want, last["t"]))

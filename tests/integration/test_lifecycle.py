@@ -32,7 +32,7 @@ import subprocess
 import time
 
 import lib
-from lib import HIST, fail, wait_for
+from lib import fail, wait_for
 
 LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
 WRK = "/usr/bin/wrk"
@@ -188,37 +188,7 @@ class CopyNginx(lib.TlsNginx):
         return [self.pid] + lib.children(self.pid)
 
 
-def curl_n(url, n):
-    argv = [lib.CURL_BIN, "-sS", "-k", "--noproxy", "*", "--http1.1", "-w", "%{http_code}\\n"]
-    for _ in range(n):
-        argv += [url, "-o", "/dev/null"]
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, stdin=subprocess.DEVNULL,
-                       env=lib.clean_env())
-    codes = r.stdout.decode().split()
-    if r.returncode != 0 or codes != ["200"] * n:
-        fail("curl %s x%d: rc %d, codes %r: %s" % (url, n, r.returncode, codes, r.stderr.decode()[-500:]))
 
-
-def server_table(s, port):
-    out = {}
-    for l, v in lib.select_series(s, HIST + "_count", server_port=str(port)):
-        k = (l.get("http_request_method", ""), l.get("http_response_status_code", ""), l.get("http_route", ""),
-             l.get("url_scheme", ""), l.get("error_type", ""))
-        out[k] = out.get(k, 0) + v
-    return out
-
-
-def expect_counts(agent, want, timeout=10.0, settle=0.5):
-    last = {}
-
-    def got():
-        s = agent.scrape()
-        last["t"] = {p: server_table(s, p) for p in want}
-        return last["t"] == want
-    wait_for(got, timeout, what=lambda: "server series: expected %r, got %r" % (want, last.get("t")))
-    time.sleep(settle)
-    if not got():
-        fail("server series changed after settling: expected %r, got %r" % (want, last["t"]))
 
 
 def start_wrk(url, seconds):
@@ -264,7 +234,7 @@ def _stop_under_load(sig):
     loads = [start_wrk(ng.url("/ok"), 5), start_wrk(ng.plain_url("/ok"), 5)]
     time.sleep(2.0)
     s = agent.scrape()
-    busy = sum(server_table(s, p).get(("GET", "200", "/ok", sc, ""), 0)
+    busy = sum(lib.server_table(s, p).get(("GET", "200", "/ok", sc, ""), 0)
                for p, sc in ((ng.port, "https"), (ng.plain_port, "http")))
     if busy < 50:
         fail("precondition: the agent counted only %d requests under wrk before the signal" % busy)
@@ -315,7 +285,7 @@ def _stop_under_load(sig):
     n = [finish_wrk(p, w) for p, w in zip(loads, ("https", "http"))]
     lib.log("wrk during the %s: https %d, http %d requests" % (signal.Signals(sig).name, n[0], n[1]))
     _eq("nginx workers after the detach (none died)", sorted(lib.children(ng.pid)), sorted(ng.workers))
-    curl_n(ng.url("/ok"), 1)
+    lib.curl_ok_n(ng.url("/ok"), 1)
 
     # A restarted agent starts clean: only what follows its start is counted.
     again = lib.start_agent(args, READY_S)
@@ -324,10 +294,10 @@ def _stop_under_load(sig):
         sorted((file_id(f), o) for f, o, _ in ups))
     s = again.scrape()
     _eq("series of the nginx ports right after the restart",
-        (server_table(s, ng.port), server_table(s, ng.plain_port)), ({}, {}))
-    curl_n(ng.url("/ok"), 6)
-    curl_n(ng.plain_url("/ok"), 4)
-    expect_counts(again, {ng.port: {("GET", "200", "/ok", "https", ""): 6},
+        (lib.server_table(s, ng.port), lib.server_table(s, ng.plain_port)), ({}, {}))
+    lib.curl_ok_n(ng.url("/ok"), 6)
+    lib.curl_ok_n(ng.plain_url("/ok"), 4)
+    lib.expect_server_tables(again, {ng.port: {("GET", "200", "/ok", "https", ""): 6},
                           ng.plain_port: {("GET", "200", "/ok", "http", ""): 4}})
     again.stop()
 

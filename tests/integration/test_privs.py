@@ -29,10 +29,9 @@ their /proc/PID/maps, root, exe and fd need the capabilities).
 import os
 import re
 import subprocess
-import time
 
 import lib
-from lib import HIST, fail, start_agent, wait_for, TLS_LIBRARIES
+from lib import fail, start_agent, wait_for, TLS_LIBRARIES
 
 CAP_BITS = {"CAP_DAC_READ_SEARCH": 2, "CAP_SETPCAP": 8, "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21,
             "CAP_PERFMON": 38, "CAP_BPF": 39}
@@ -42,7 +41,6 @@ TLS_SERVER = os.path.join(lib.SERVERS, "tls_http_server.py")
 HTTP_SERVER = os.path.join(lib.SERVERS, "http_server.py")
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
 READY_S = 60.0   # loading takes ~5 s alone, up to 15 s while other agents load on 2 cores
-CURL_K = ["-sS", "-k", "--noproxy", "*", "--http1.1", "-w", "%{http_code}\\n"]
 
 # A process of nobody with no TLS library until told "go" (so no http.server
 # either: http.client imports ssl): it answers GETs in clear text with a
@@ -148,40 +146,7 @@ def nobody_tls():
     return lib.CmdServer(AS_NOBODY + [lib.PYTHON, TLS_SERVER, "--cert", cert, "--key", key, "--port", "0"])
 
 
-def curl_n(url, n):
-    """n GET url on one connection (untraced curl); all must be 200."""
-    argv = [lib.CURL_BIN] + CURL_K
-    for _ in range(n):
-        argv += [url, "-o", "/dev/null"]
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, stdin=subprocess.DEVNULL,
-                       env=lib.clean_env())
-    codes = r.stdout.decode().split()
-    if r.returncode != 0 or codes != ["200"] * n:
-        fail("curl %s x%d: rc %d, codes %r: %s" % (url, n, r.returncode, codes, r.stderr.decode()[-500:]))
 
-
-def server_table(s, port):
-    out = {}
-    for l, v in lib.select_series(s, HIST + "_count", server_port=str(port)):
-        k = (l.get("http_request_method", ""), l.get("http_response_status_code", ""), l.get("http_route", ""),
-             l.get("url_scheme", ""), l.get("error_type", ""))
-        out[k] = out.get(k, 0) + v
-    return out
-
-
-def expect_counts(agent, want, timeout=10.0, settle=0.5):
-    """want: {port: {(method, status, route, scheme, error): n}}; every
-    series of those ports, exactly, and still so after `settle` s."""
-    last = {}
-
-    def got():
-        s = agent.scrape()
-        last["t"] = {p: server_table(s, p) for p in want}
-        return last["t"] == want
-    wait_for(got, timeout, what=lambda: "server series: expected %r, got %r" % (want, last.get("t")))
-    time.sleep(settle)
-    if not got():
-        fail("server series changed after settling: expected %r, got %r" % (want, last["t"]))
 
 
 def ok(n, scheme):
@@ -216,8 +181,8 @@ def test_privs_drop_caps():
     agent = start_agent(["--pid", str(late.pid), "--drop-caps"], READY_S)
     check_dropped(agent, kept_set(tls=True))
     _eq("%s before `import ssl`" % TLS_LIBRARIES, gauge(agent, TLS_LIBRARIES), 0)
-    curl_n("http://127.0.0.1:%d/ok" % plain_port, 7)
-    expect_counts(agent, {plain_port: ok(7, "http")})
+    lib.curl_ok_n("http://127.0.0.1:%d/ok" % plain_port, 7)
+    lib.expect_server_tables(agent, {plain_port: ok(7, "http")})
     # now it loads libssl: attached with the kept capabilities
     late.send("go")
     port = int(late.expect("READY").split()[1])
@@ -226,8 +191,8 @@ def test_privs_drop_caps():
     wait_for(lambda: ("libssl.so.3", "openssl") in attached_lines(agent), 10.0,
              what=lambda: "no `tls: attached to .../libssl.so.3` after the drop: %s" % lib.tls_lines_text(agent))
     _eq("%s after `import ssl`" % TLS_LIBRARIES, gauge(agent, TLS_LIBRARIES), 1)
-    curl_n("https://127.0.0.1:%d/ok" % port, 6)
-    expect_counts(agent, {plain_port: ok(7, "http"), port: ok(6, "https")})
+    lib.curl_ok_n("https://127.0.0.1:%d/ok" % port, 6)
+    lib.expect_server_tables(agent, {plain_port: ok(7, "http"), port: ok(6, "https")})
     check_dropped(agent, kept_set(tls=True))
     agent.stop()
 
@@ -244,11 +209,11 @@ def test_privs_drop_caps_no_tls():
     py = lib.copy_binary(lib.PYTHON, os.path.join(tmp, "python3"))
     agent = start_agent(["--port", str(plain.port), "--exe", py, "--no-tls", "--drop-caps"], READY_S)
     check_dropped(agent, kept_set(tls=False))
-    curl_n("http://127.0.0.1:%d/ok" % plain.port, 5)
+    lib.curl_ok_n("http://127.0.0.1:%d/ok" % plain.port, 5)
     late = lib.CmdServer(AS_NOBODY + [py, HTTP_SERVER, "--port", "0"])
     lib.wait_target_event(agent, late.pid, "instrumented")
-    curl_n("http://127.0.0.1:%d/ok" % late.port, 4)
-    expect_counts(agent, {plain.port: ok(5, "http"), late.port: ok(4, "http")})
+    lib.curl_ok_n("http://127.0.0.1:%d/ok" % late.port, 4)
+    lib.expect_server_tables(agent, {plain.port: ok(5, "http"), late.port: ok(4, "http")})
     agent.stop()
 
 
@@ -269,19 +234,19 @@ def test_privs_startup_set():
                       READY_S, prefix=setpriv(STARTUP_DROP))
     check_dropped(agent, kept_set(tls=True))
     _eq("`tls: attached to` lines", attached_lines(agent), [("libssl.so.3", "openssl")])
-    curl_n("https://127.0.0.1:%d/ok" % tls.port, 4)
-    curl_n("http://127.0.0.1:%d/ok" % plain.port, 3)
-    curl_n("http://127.0.0.1:%d/ok" % byexe.port, 2)
-    expect_counts(agent, {tls.port: ok(4, "https"), plain.port: ok(3, "http"), byexe.port: ok(2, "http")})
+    lib.curl_ok_n("https://127.0.0.1:%d/ok" % tls.port, 4)
+    lib.curl_ok_n("http://127.0.0.1:%d/ok" % plain.port, 3)
+    lib.curl_ok_n("http://127.0.0.1:%d/ok" % byexe.port, 2)
+    lib.expect_server_tables(agent, {tls.port: ok(4, "https"), plain.port: ok(3, "http"), byexe.port: ok(2, "http")})
     agent.stop()
 
     agent = lib.Agent(["--all"], READY_S, prefix=setpriv(STARTUP))
     st = task_status(agent.proc.pid)[agent.proc.pid]
     _eq("--all agent's effective set (no --drop-caps)", st["CapEff"], "%016x" % mask(STARTUP))
-    curl_n("https://127.0.0.1:%d/ok" % tls.port, 5)
-    curl_n("http://127.0.0.1:%d/ok" % plain.port, 2)
-    curl_n("http://127.0.0.1:%d/ok" % byexe.port, 3)
-    expect_counts(agent, {tls.port: ok(5, "https"), plain.port: ok(2, "http"), byexe.port: ok(3, "http")})
+    lib.curl_ok_n("https://127.0.0.1:%d/ok" % tls.port, 5)
+    lib.curl_ok_n("http://127.0.0.1:%d/ok" % plain.port, 2)
+    lib.curl_ok_n("http://127.0.0.1:%d/ok" % byexe.port, 3)
+    lib.expect_server_tables(agent, {tls.port: ok(5, "https"), plain.port: ok(2, "http"), byexe.port: ok(3, "http")})
     agent.stop()
 
 
@@ -312,6 +277,6 @@ def test_privs_one_cap_less():
         lib.log("without %s: %s" % (cap, lines[0]))
     no_admin = [c for c in STARTUP if c != "CAP_SYS_ADMIN"]
     agent = lib.Agent(["--pid", str(plain.pid), "--no-tls"], READY_S, prefix=setpriv(no_admin))
-    curl_n("http://127.0.0.1:%d/ok" % plain.port, 3)
-    expect_counts(agent, {plain.port: ok(3, "http")})
+    lib.curl_ok_n("http://127.0.0.1:%d/ok" % plain.port, 3)
+    lib.expect_server_tables(agent, {plain.port: ok(3, "http")})
     agent.stop()
