@@ -547,8 +547,9 @@ def test_targets_exe_churn_1000_short_processes():
     agent = start_agent(["--exe", exe])
 
     def stable():
+        # More than a second apart: two walks of the agent's tables.
         a = agent.scrape()
-        time.sleep(0.3)
+        time.sleep(1.2)
         b = agent.scrape()
         va = (metric(a, MAP_ENTRIES, map="targets"), metric(a, INSTRUMENTED))
         vb = (metric(b, MAP_ENTRIES, map="targets"), metric(b, INSTRUMENTED))

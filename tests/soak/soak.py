@@ -222,7 +222,9 @@ def server_table(samples, port):
 
 
 def wait_stable(agent, pred, timeout, what):
-    """Scrape until pred(samples) is true twice 0.5 s apart; the samples."""
+    """Scrape until pred(samples) is true twice 1.2 s apart (two walks of
+    the agent's tables, which it repeats at most once a second); the
+    samples."""
     last = [None]
 
     def ok():
@@ -230,7 +232,7 @@ def wait_stable(agent, pred, timeout, what):
         if not pred(a):
             last[0] = a
             return None
-        time.sleep(0.5)
+        time.sleep(1.2)
         b = agent.scrape()
         last[0] = b
         return pred(b) and b
@@ -265,9 +267,16 @@ def phase_soak(a):
     r, _, _ = select.select([parent.stdout], [], [], 10)
     if not r or parent.stdout.readline().strip() != b"pong":
         fail("churn_parent.py did not answer")
+    # The agent walks its tables at most once a second: two snapshots more
+    # than a second apart are two walks. The warm-up's last writes (nginx's
+    # log) may land in the first, so up to three tries.
     base, _ = snapshot(agent)
-    time.sleep(0.5)
-    base2, _ = snapshot(agent)
+    for _ in range(3):
+        time.sleep(1.2)
+        base2, _ = snapshot(agent)
+        if all(base[m] == base2[m] for m in MAPS):
+            break
+        base = base2
     for m in MAPS:
         if base[m] != base2[m]:
             fail("map %s not stable before the load: %d then %d" % (m, base[m], base2[m]))
