@@ -194,23 +194,31 @@ def bpf_tracing_links():
 
 
 def own_link_ids(pid):
-    """Ids of the BPF links held open by process pid (from its fdinfo)."""
-    out = set()
-    d = "/proc/%d/fdinfo" % pid
-    try:
-        fds = os.listdir(d)
-    except OSError:
-        return out
-    for fd in fds:
-        try:
-            with open(os.path.join(d, fd)) as f:
-                for line in f:
-                    if line.startswith("link_id:"):
-                        out.add(int(line.split()[1]))
-                        break
-        except (OSError, ValueError):
-            pass
+    """Ids of the BPF links held open by process pid."""
+    return lib.bpf_fd_ids(pid)["link_id"]
+
+
+def prog_runs(pid):
+    """{program name: (run_cnt, run_time_ns)} of the programs pid holds
+    (kernel.bpf_stats_enabled must be 1 for the counts to move)."""
+    out = {}
+    for i in lib.bpf_fd_ids(pid)["prog_id"]:
+        r = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        if r.returncode != 0:
+            continue
+        j = json.loads(r.stdout.decode() or "{}")
+        n, t = out.get(j.get("name", "?"), (0, 0))
+        out[j.get("name", "?")] = (n + j.get("run_cnt", 0), t + j.get("run_time_ns", 0))
     return out
+
+
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+# nginx-tiny: the syscalls nginx makes per request (it reads the request
+# with recvfrom, answers with writev); wrk's read and write run hooks too,
+# in a process no program traces.
+NGINX_DATA_PROGS = ("exit_recvfrom", "exit_writev")
 
 
 def attach_points(pid):
@@ -460,6 +468,9 @@ class NginxServer(Server):
             time.sleep(0.05)
         self.workers = lib.children(self.proc.pid)
         self.pids = [self.proc.pid] + self.workers
+        if PIN:
+            for w in self.workers:
+                os.sched_setaffinity(w, {PIN[1]})
         vlog("nginx master %d, %d workers, port %d%s" % (self.proc.pid, len(self.workers), self.port,
                                                          ", https" if tls else ""))
 
@@ -993,12 +1004,23 @@ class AgentRun:
 
 
 class FloorRun:
-    def __init__(self, floor_bin, files=(), timeout=30.0):
+    def __init__(self, floor_bin, files=(), timeout=30.0, min_pids=()):
         """files: the files the traced processes map (mapped_files); the
-        floor puts its empty uprobes on the TLS libraries among them."""
+        floor puts its empty uprobes on the TLS libraries among them.
+        min_pids: the "min" variant (aion-floor --min) for these processes:
+        the least work of any per-request timing on the data hooks instead
+        of empty programs; stop() then sets hits (hook runs in them) and
+        timed (writes timed)."""
         tmp = lib.mkdtemp("bench-floor")
         self._err = open(os.path.join(tmp, "stderr"), "wb")
+        self._tmp = tmp
+        self.min = bool(min_pids)
+        self.hits = self.timed = None
         argv = [floor_bin]
+        if min_pids:
+            argv.append("--min")
+            for pid in min_pids:
+                argv += ["--pid", str(pid)]
         for f in files:
             argv += ["--file", f]
         self.proc = lib.spawn(argv, stdout=subprocess.PIPE, stderr=self._err)
@@ -1027,6 +1049,12 @@ class FloorRun:
             raise BenchError("floor did not exit on SIGTERM")
         if rc != 0:
             raise BenchError("floor exited with %d" % rc)
+        if self.min:
+            line = self.proc.stdout.read().decode("utf-8", "replace")
+            m = re.search(r"HITS (\d+) TIMED (\d+)", line)
+            if not m:
+                raise BenchError("floor --min did not report its counts: %r" % line[-300:])
+            self.hits, self.timed = int(m.group(1)), int(m.group(2))
 
 
 # --------------------------------------------------------------------------
@@ -1053,6 +1081,10 @@ end
 """
 
 
+# --pin: (wrk's CPU, the nginx workers' CPU), or None: nothing pinned.
+PIN = None
+
+
 def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout_s=10, own_cpu=False):
     """Run wrk to completion; its figures. own_cpu: also "traced_cpu", wrk's
     own utime+stime (all threads) from /proc/PID/stat, read once it has
@@ -1067,6 +1099,8 @@ def run_wrk(url, seconds, conns, threads=1, script=None, script_args=(), timeout
     argv.append(url)
     if script_args:
         argv += ["--"] + [str(a) for a in script_args]
+    if PIN:
+        argv = ["taskset", "-c", str(PIN[0])] + argv
     p = lib.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     own = None
     try:
@@ -1206,6 +1240,7 @@ CSV_COLS = ["section", "workload", "variant", "param", "round", "rounds", "rps",
             "client_counted", "client_lost", "db_errors",
             "events_lost", "parse_errors", "series", "overflow", "scrape_ms", "metrics_mb",
             "socket_errors", "non2xx", "srv_util", "wrk_cpu_us", "peer_us", "other_cpus", "foreign_links",
+            "runs_per_req", "ns_per_run", "ns_per_req",
             "result", "value", "limit", "note"]
 
 
@@ -1257,6 +1292,7 @@ class Bench:
         self.rows = []       # summary rows (the table)
         self.rounds = []     # per-round rows (CSV only)
         self.budget = []     # (label, value text, limit text, ok: True/False, None = report only)
+        self.progs = []      # BPF run time per request of the programs (program_times)
         self.attach = {}     # {(workload, "floor"/"agent"): tracepoints and uprobes attached (attach_points)},
         #                      first round of each, taken after its load (the agent attaches to the TLS
         #                      libraries of clients started in the round when they map them)
@@ -1292,6 +1328,8 @@ class Bench:
                 v = None
                 if variant == "floor":
                     v = FloorRun(self.floor_bin, files)
+                elif variant == "min":
+                    v = FloorRun(self.floor_bin, files, min_pids=server.pids)
                 elif variant == "agent":
                     v = AgentRun(self.agent_bin, server)
                     time.sleep(a.pause)
@@ -1302,6 +1340,10 @@ class Bench:
                 finally:
                     if v:
                         v.stop()
+                if variant == "min":
+                    # hook runs per request in the traced processes (warm-up
+                    # and scrapes excluded: the counts span the whole round)
+                    r["hits"], r["timed"] = v.hits, v.timed
                 per[variant].append(r)
                 self.rounds.append(dict(section="round", workload=name, variant=variant,
                                         param=param, round=i + 1, rps=r["rps"], cpu_us=r["cpu_per_req_us"],
@@ -1325,7 +1367,8 @@ class Bench:
     def workload(self, name, make_server, path, rounds=None, seconds=None):
         a = self.args
         rounds, seconds = rounds or a.rounds, seconds or a.seconds
-        variants = ("baseline", "agent") if a.no_floor else ("baseline", "floor", "agent")
+        variants = ("baseline", "agent") if a.no_floor else \
+            ("baseline", "floor", "min", "agent") if name in a.min_workloads else ("baseline", "floor", "agent")
         say("workload %s: %d rounds x (%s) x %ds, %s"
             % (name, rounds, ", ".join(variants), seconds,
                "wrk -t%d -c%d" % (a.threads, a.conns) if path is not None else "its own client"))
@@ -1342,6 +1385,8 @@ class Bench:
                 url = server.url(path)
                 run_wrk(url, a.warmup, a.conns, a.threads)            # warm-up, not measured
             per = self.interleave(name, "", server, url, rounds, seconds, a.conns, a.threads, variants, files)
+            if name in a.min_workloads and not a.no_floor and url:
+                self.program_times(name, server, url, variants, files)
         finally:
             server.stop()
         if server.db:
@@ -1357,6 +1402,47 @@ class Bench:
             self.check("%s: aion_agent_events_lost_total stays 0" % name,
                        ag["events_lost"] == 0, "%d" % ag["events_lost"], "0")
         return out
+
+    def program_times(self, name, server, url, variants, files):
+        """BPF run time per request of each variant's programs: one wrk run
+        each with kernel.bpf_stats_enabled=1 (apart from the measured rounds:
+        the statistics add two clock reads to every program run, ~60 ns here,
+        included in the figures)."""
+        a = self.args
+        try:
+            with open(BPF_STATS) as f:
+                old = f.read().strip()
+        except OSError as e:
+            raise BenchError("cannot read %s: %s" % (BPF_STATS, e))
+        say("  %s: BPF run time per request (kernel.bpf_stats_enabled=1, %ds of wrk per variant)"
+            % (name, a.seconds))
+        try:
+            with open(BPF_STATS, "w") as f:
+                f.write("1")
+            for variant in variants:
+                if variant == "baseline":
+                    continue
+                v = FloorRun(self.floor_bin, files, min_pids=server.pids if variant == "min" else ()) \
+                    if variant != "agent" else AgentRun(self.agent_bin, server)
+                try:
+                    run_wrk(url, 1, a.conns, a.threads)           # warm-up, not counted
+                    s0 = prog_runs(v.pid)
+                    w = run_wrk(url, a.seconds, a.conns, a.threads)
+                    s1 = prog_runs(v.pid)
+                finally:
+                    v.stop()
+                n = max(1, w["requests"])
+                for prog in sorted(s1):
+                    dc = s1[prog][0] - s0.get(prog, (0, 0))[0]
+                    dt = s1[prog][1] - s0.get(prog, (0, 0))[1]
+                    if dc < n / 100:
+                        continue                                   # not on the request path
+                    self.progs.append(dict(section="programs", workload=name, variant=variant, param=prog,
+                                           runs_per_req=dc / n, ns_per_run=dt / dc, ns_per_req=dt / n,
+                                           nginx=prog.endswith(NGINX_DATA_PROGS)))
+        finally:
+            with open(BPF_STATS, "w") as f:
+                f.write(old)
 
     def client_budget(self, name, out):
         """Budget lines of the http-client workload: counted must equal sent
@@ -1417,7 +1503,7 @@ class Bench:
                  sent=sum(r["requests"] for r in base),
                  socket_errors=sum(r["socket_errors"] for r in base),
                  non2xx=sum(r["non2xx"] for r in base), note=note, **dict(noise_med(base), **peer(base)))
-        for variant in ("floor", "agent"):
+        for variant in ("floor", "min", "agent"):
             rs = per.get(variant)
             if not rs:
                 continue
@@ -1436,6 +1522,10 @@ class Bench:
                      non2xx=sum(r["non2xx"] for r in rs), **dict(noise_med(rs), **peer(rs)))
             s["note"] = ("%s%d rounds; per-round thr x %.3f..%.3f, cpu x %.3f..%.3f"
                          % (note + "; " if note else "", len(rs), min(thr), max(thr), min(cpu), max(cpu)))
+            if variant == "min":
+                s.update(hits=sum(r["hits"] for r in rs), timed=sum(r["timed"] for r in rs))
+                s["note"] += ("; hook runs in the traced processes %d (%.2f per request sent), writes timed %d"
+                              % (s["hits"], s["hits"] / max(1, s["sent"]), s["timed"]))
             if variant == "agent":
                 s.update(counted=sum(r["counted"] for r in rs), lost=sum(r["lost"] for r in rs),
                          in_flight=sum(r["in_flight"] for r in rs),
@@ -1624,6 +1714,21 @@ class Bench:
                        tiny["thr_ratio"] >= 0.95, "%.3fx" % tiny["thr_ratio"], "0.95x")
             self.check("nginx-tiny: agent CPU (user+sys of the agent process) <= 1 us per request",
                        tiny["agent_us"] <= 1.0, "%.3f us" % tiny["agent_us"], "1 us")
+            fl, mn = res["tiny"].get("floor"), res["tiny"].get("min")
+            if fl and mn:
+                base_us = next(r["cpu_us"] for r in self.rows
+                               if r.get("workload") == "nginx-tiny" and r.get("variant") == "baseline")
+                ns = {v: sum(p["ns_per_req"] for p in self.progs
+                             if p["workload"] == "nginx-tiny" and p["variant"] == v and p["nginx"])
+                      for v in ("floor", "min", "agent")}
+                self.check("nginx-tiny: what the budget leaves to programs: it allows %.0f ns per request (5 %% of "
+                           "the baseline's %.2f us); BPF run time per request of nginx's %s programs (%.2f hook runs "
+                           "per request): floor (empty) %.0f ns, min (bit test, hash lookup, clock, 16-byte read, "
+                           "log2 bucket) %.0f ns, agent %.0f ns; CPU per request x: floor %.3f, min %.3f, agent %.3f"
+                           % (50 * base_us, base_us, "/".join(NGINX_DATA_PROGS), mn["hits"] / max(1, mn["sent"]),
+                              ns["floor"], ns["min"], ns["agent"], fl["cpu_ratio"], mn["cpu_ratio"],
+                              tiny["cpu_ratio"]),
+                           None, "min %.0f ns" % ns["min"], "report only")
         # The floor must hold what the agent holds, workload by workload (the
         # uprobes depend on the TLS libraries the traced processes map).
         same, diff = [], []
@@ -1631,6 +1736,9 @@ class Bench:
             fl = self.attach.get((wl, "floor"))
             if variant != "agent" or fl is None or ag is None:
                 continue
+            mn = self.attach.get((wl, "min"))
+            if mn is not None and mn != fl:
+                diff.append("%s: min differs from the floor: %s" % (wl, " ".join(sorted(mn ^ fl))))
             nu = sum(1 for p in ag if is_uprobe(p))
             same.append("%s %d%s" % (wl, len(ag) - nu, " + %d uprobes" % nu if nu else ""))
             if ag - fl:
@@ -1678,7 +1786,7 @@ def write_csv(path, info, args, bench):
         f.write("# settings: %s\n" % settings_text(args))
         w = csv.DictWriter(f, fieldnames=CSV_COLS, extrasaction="ignore")
         w.writeheader()
-        for r in bench.rows + bench.rounds:
+        for r in bench.rows + bench.rounds + bench.progs:
             w.writerow({k: ("%.6g" % v if isinstance(v, float) else v) for k, v in r.items()})
         for label, value, limit, ok in bench.budget:
             w.writerow({"section": "budget", "result": budget_result(ok),
@@ -1691,10 +1799,11 @@ def budget_result(ok):
 
 def settings_text(a):
     return ("rounds %d, %ds per round (http-client %d of %ds), wrk -t%d -c%d, warm-up %ds; scaling: %d rounds "
-            "of %ds, series %s, conns %s, workers %s; nothing pinned"
+            "of %ds, series %s, conns %s, workers %s; %s"
             % (a.rounds, a.seconds, a.client_rounds, a.client_seconds, a.threads, a.conns, a.warmup, a.scale_rounds,
                a.scale_seconds, "/".join(map(str, a.series)), "/".join(map(str, a.conn_counts)),
-               "/".join(map(str, a.proc_counts))))
+               "/".join(map(str, a.proc_counts)),
+               "wrk on CPU 0, nginx workers on CPU 1" if a.pin else "nothing pinned"))
 
 
 def int_list(s):
@@ -1702,7 +1811,7 @@ def int_list(s):
 
 
 def main():
-    global VERBOSE
+    global VERBOSE, PIN
     ap = argparse.ArgumentParser(description="aion benchmark suite (root, loopback)")
     ap.add_argument("--agent", default=os.path.join(ROOT, "build", "aion-agent"))
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -1729,9 +1838,16 @@ def main():
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before each round wait up to S s until no other BPF tracing link is attached (default 0: don't)")
     ap.add_argument("--no-floor", action="store_true", help="skip the floor rounds")
+    ap.add_argument("--pin", action="store_true",
+                    help="nginx workloads: wrk on CPU 0, the nginx workers on CPU 1 (default: nothing pinned)")
+    ap.add_argument("--min-workloads", type=lambda s: [x for x in s.split(",") if x], default=["nginx-tiny"],
+                    metavar="W,...", help="workloads that also run the \"min\" variant (the least work of any "
+                    "per-request timing; default nginx-tiny; empty: none)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     VERBOSE = a.verbose
+    if a.pin:
+        PIN = (0, 1)
     # http-client: fewer and shorter rounds than the others by default. Each
     # agent round starts the agent, 5-15 s on 2 busy vCPUs (BPF verification),
     # which dominates; the workload must add under 2 minutes to a full run.
@@ -1816,6 +1932,18 @@ def report(info, a, bench, took, partial=False):
               "fgn: BPF tracing links attached by others during the round\n\n")
     print_table(bench.rows, out)
     out.write("\n")
+    if bench.progs:
+        out.write("BPF run time per request (kernel.bpf_stats_enabled=1, one run of wrk per variant after the "
+                  "rounds; programs that ran at least once per 100 requests; * = run by the traced nginx, the "
+                  "others by wrk, untraced; each run includes ~60 ns of the statistics' own clock reads; a "
+                  "tail-called program counts in its caller)\n")
+        out.write("%-10s %-12s %-8s %-26s %9s %9s %9s\n"
+                  % ("section", "workload", "variant", "program", "runs/req", "ns/run", "ns/req"))
+        for p in bench.progs:
+            out.write("%-10s %-12s %-8s %-26s %9.2f %9.0f %9.0f\n"
+                      % (p["section"], p["workload"], p["variant"], p["param"] + (" *" if p["nginx"] else ""),
+                         p["runs_per_req"], p["ns_per_run"], p["ns_per_req"]))
+        out.write("\n")
     dirty = [r for r in bench.rounds if r.get("foreign_links", 0) > 0]
     if dirty:
         out.write("WARNING: other BPF tracing programs (another agent or tracer) were attached during %d of %d "

@@ -7,6 +7,12 @@
  * stdout, wait for SIGTERM or SIGINT, detach and exit 0.
  *
  *   aion-floor [--file /usr/lib/x86_64-linux-gnu/libssl.so.3 ...]
+ *   aion-floor --min --pid PID [--pid PID ...] [--file ...]
+ *
+ * --min: the "min" variant: on read, recvfrom, write, writev and sendto the
+ * min_exit_* programs (floor.bpf.c: the least work of any per-request
+ * timing) replace the empty ones, for the processes named by --pid; at exit
+ * it prints "HITS <runs in traced processes> TIMED <writes timed>".
  *
  * Where the probes go mirrors agent/tls.c (elf_facts, inner_call, plan):
  * keep the two in step; bench.py checks that the floor and the agent hold
@@ -103,13 +109,26 @@ int main(int argc, char **argv)
 	struct floor_bpf *skel;
 	struct bpf_program *p;
 	sigset_t mask, old;
-	int err, i, j, n = 0, n_files = 0, n_seen = 0;
+	int err, i, j, n = 0, n_files = 0, n_seen = 0, min = 0, n_pids = 0;
+	unsigned long pids[64];
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--file") == 0 && i + 1 < argc && n_files < MAX_FILES) {
 			files[n_files++] = argv[++i];
+		} else if (strcmp(argv[i], "--min") == 0) {
+			min = 1;
+		} else if (strcmp(argv[i], "--pid") == 0 && i + 1 < argc && n_pids < 64) {
+			char *end;
+
+			pids[n_pids] = strtoul(argv[++i], &end, 10);
+			if (*end || !pids[n_pids] || pids[n_pids] >= 65536 * 64) {
+				fprintf(stderr, "aion-floor: --pid %s: not a pid below %d\n", argv[i], 65536 * 64);
+				return 2;
+			}
+			n_pids++;
 		} else {
-			fprintf(stderr, "usage: aion-floor [--file PATH]... (at most %d)\n", MAX_FILES);
+			fprintf(stderr, "usage: aion-floor [--min --pid PID...] [--file PATH]... (at most %d files, 64 pids)\n",
+				MAX_FILES);
 			return 2;
 		}
 	}
@@ -121,10 +140,46 @@ int main(int argc, char **argv)
 	libbpf_set_print(quiet);
 	elf_version(EV_CURRENT);
 
-	skel = floor_bpf__open_and_load();
+	if (min && !n_pids) {
+		fprintf(stderr, "aion-floor: --min needs the traced processes: --pid PID\n");
+		return 2;
+	}
+	skel = floor_bpf__open();
 	if (!skel) {
-		fprintf(stderr, "aion-floor: cannot open/load the BPF object: %s\n", strerror(errno));
+		fprintf(stderr, "aion-floor: cannot open the BPF object: %s\n", strerror(errno));
 		return 1;
+	}
+	{
+		/* Either the empty data-path programs or their min twins. */
+		struct bpf_program *twins[][2] = {
+			{ skel->progs.floor_exit_read, skel->progs.min_exit_read },
+			{ skel->progs.floor_exit_recvfrom, skel->progs.min_exit_recvfrom },
+			{ skel->progs.floor_exit_write, skel->progs.min_exit_write },
+			{ skel->progs.floor_exit_sendto, skel->progs.min_exit_sendto },
+			{ skel->progs.floor_exit_writev, skel->progs.min_exit_writev },
+		};
+
+		for (i = 0; i < (int)(sizeof(twins) / sizeof(twins[0])); i++) {
+			bpf_program__set_autoattach(twins[i][0], !min);
+			bpf_program__set_autoattach(twins[i][1], min);
+		}
+	}
+	err = floor_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "aion-floor: cannot load the BPF object: %s\n", strerror(-err));
+		goto cleanup;
+	}
+	for (i = 0; i < n_pids; i++) {
+		__u32 idx = pids[i] >> 6;
+		__u64 word = 0;
+
+		bpf_map__lookup_elem(skel->maps.min_bits, &idx, sizeof(idx), &word, sizeof(word), 0);
+		word |= 1ULL << (pids[i] & 63);
+		if (bpf_map__update_elem(skel->maps.min_bits, &idx, sizeof(idx), &word, sizeof(word), 0)) {
+			err = -errno;
+			fprintf(stderr, "aion-floor: cannot set pid %lu: %s\n", pids[i], strerror(errno));
+			goto cleanup;
+		}
 	}
 	/* SEC("uprobe") without a target: the skeleton leaves them unattached. */
 	err = floor_bpf__attach(skel);
@@ -151,7 +206,8 @@ int main(int argc, char **argv)
 		err = 0;
 	}
 	bpf_object__for_each_program(p, skel->obj)
-		if (p != skel->progs.floor_uprobe && p != skel->progs.floor_uretprobe)
+		if (bpf_program__autoattach(p) && p != skel->progs.floor_uprobe &&
+		    p != skel->progs.floor_uretprobe)
 			n++;
 	printf("READY %d\n", n + n_tls_links);
 	fflush(stdout);
@@ -164,6 +220,21 @@ int main(int argc, char **argv)
 	while (!stop)
 		sigsuspend(&old);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (min) {
+		/* The per-CPU counts, summed. */
+		int ncpu = libbpf_num_possible_cpus();
+		__u64 tot[2] = { 0, 0 }, *v;
+		__u32 k;
+
+		v = ncpu > 0 ? calloc(ncpu, sizeof(*v)) : NULL;
+		for (k = 0; v && k < 2; k++)
+			if (!bpf_map__lookup_elem(skel->maps.min_counts, &k, sizeof(k), v, ncpu * sizeof(*v), 0))
+				for (j = 0; j < ncpu; j++)
+					tot[k] += v[j];
+		free(v);
+		printf("HITS %llu TIMED %llu\n", (unsigned long long)tot[0], (unsigned long long)tot[1]);
+		fflush(stdout);
+	}
 
 cleanup:
 	while (n_tls_links > 0)

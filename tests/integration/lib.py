@@ -930,6 +930,29 @@ def vm_rss_kb(pid):
     fail("no VmRSS in /proc/%d/status" % pid)
 
 
+def bpf_fd_ids(pid):
+    """{"prog_id": set, "link_id": set, "map_id": set}: the BPF objects
+    process pid holds by fd, from the id lines of its /proc/PID/fdinfo/* (a
+    link's fdinfo also names its program). Empty sets once pid is gone."""
+    out = {"prog_id": set(), "link_id": set(), "map_id": set()}
+    d = "/proc/%d/fdinfo" % pid
+    try:
+        fds = os.listdir(d)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            with open(os.path.join(d, fd)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.split("\n"):
+            k, _, v = line.partition(":")
+            if k in out and v.strip().isdigit():
+                out[k].add(int(v))
+    return out
+
+
 def file_id(path):
     st = os.stat(path)
     return st.st_dev, st.st_ino

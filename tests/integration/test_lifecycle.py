@@ -64,28 +64,6 @@ def _bpftool(*args):
         fail("bpftool %s: not JSON (%s)" % (" ".join(args), e))
 
 
-def fd_ids(pid):
-    """{"prog_id": set, "link_id": set, "map_id": set} of the BPF objects
-    process pid holds by fd (a link's fdinfo also names its program)."""
-    out = {"prog_id": set(), "link_id": set(), "map_id": set()}
-    d = "/proc/%d/fdinfo" % pid
-    try:
-        fds = os.listdir(d)
-    except OSError:
-        return out
-    for fd in fds:
-        try:
-            with open(os.path.join(d, fd)) as f:
-                text = f.read()
-        except OSError:
-            continue
-        for line in text.split("\n"):
-            k, _, v = line.partition(":")
-            if k in out and v.strip().isdigit():
-                out[k].add(int(v))
-    return out
-
-
 def uprobes_of(pid):
     """[(filename, offset, prog_id)] of the uprobes with a BPF program that
     process pid holds."""
@@ -112,7 +90,7 @@ def orphans():
     held, links = set(), set()
     for p in os.listdir("/proc"):
         if p.isdigit():
-            ids = fd_ids(int(p))
+            ids = lib.bpf_fd_ids(int(p))
             held |= ids["prog_id"]
             links |= ids["link_id"]
     held |= {l.get("prog_id") for l in _bpftool("link", "show") if l["id"] in links}
@@ -217,7 +195,7 @@ def _stop_under_load(sig):
     args = ["--pid", str(ng.pid)]
     agent = lib.start_agent(args, READY_S)
     apid = agent.proc.pid
-    held = fd_ids(apid)
+    held = lib.bpf_fd_ids(apid)
     ups = uprobes_of(apid)
     if not held["prog_id"] or not held["link_id"] or not held["map_id"]:
         fail("precondition: the agent holds no BPF program/link/map fds: %r" % held)

@@ -40,18 +40,7 @@ def _bpf_objects(pid, kind):
     """{id: info} of the BPF programs (kind "prog") or maps ("map") the
     process holds open, from its /proc fd table, with bpftool's view of
     each (this bpftool cannot list owner pids itself)."""
-    ids = set()
-    fd_dir = "/proc/%d/fd" % pid
-    for fd in os.listdir(fd_dir):
-        try:
-            if os.readlink(os.path.join(fd_dir, fd)) != "anon_inode:bpf-" + kind:
-                continue
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                for line in f:
-                    if line.startswith(kind + "_id:"):
-                        ids.add(int(line.split()[1]))
-        except OSError:
-            continue
+    ids = lib.bpf_fd_ids(pid)[kind + "_id"]
     out = subprocess.run(["bpftool", kind, "show", "-j"], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         fail("bpftool %s show: %s" % (kind, out.stderr.strip()))
