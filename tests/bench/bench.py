@@ -1008,7 +1008,7 @@ class FloorRun:
         """files: the files the traced processes map (mapped_files); the
         floor puts its empty uprobes on the TLS libraries among them.
         min_pids: the "min" variant (aion-floor --min) for these processes:
-        the least work of any per-request timing on the data hooks instead
+        about the least work of a per-request timing on the data hooks instead
         of empty programs; stop() then sets hits (hook runs in them) and
         timed (writes timed)."""
         tmp = lib.mkdtemp("bench-floor")
@@ -1760,6 +1760,9 @@ class Bench:
                        % (sum(r["sent"] for r in sc), sum(r["counted"] for r in sc)), tot == 0, "lost %d" % tot, "0")
 
 
+# The workloads the min variant can join (servers driven by wrk).
+MIN_WORKLOADS = ["nginx-tiny", "nginx-https", "nginx-20k", "go-nethttp"]
+
 PARTS = ["nginx-tiny", "nginx-https", "nginx-20k", "go", "http-client", "pgbench", "redis", "series", "conns", "procs"]
 
 
@@ -1841,11 +1844,15 @@ def main():
     ap.add_argument("--pin", action="store_true",
                     help="nginx workloads: wrk on CPU 0, the nginx workers on CPU 1 (default: nothing pinned)")
     ap.add_argument("--min-workloads", type=lambda s: [x for x in s.split(",") if x], default=["nginx-tiny"],
-                    metavar="W,...", help="workloads that also run the \"min\" variant (the least work of any "
-                    "per-request timing; default nginx-tiny; empty: none)")
+                    metavar="W,...", help="workloads that also run the \"min\" variant (about the least work of a "
+                    "per-request timing) and the BPF run time per request: HTTP server workloads, named as in the table "
+                    "(nginx-tiny, nginx-https, nginx-20k, go-nethttp); default nginx-tiny; empty: none")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     VERBOSE = a.verbose
+    bad = [w for w in a.min_workloads if w not in MIN_WORKLOADS]
+    if bad:
+        ap.error("--min-workloads: %s: not an HTTP server workload (%s)" % (",".join(bad), ", ".join(MIN_WORKLOADS)))
     if a.pin:
         PIN = (0, 1)
     # http-client: fewer and shorter rounds than the others by default. Each

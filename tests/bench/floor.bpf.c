@@ -83,9 +83,8 @@ int floor_uretprobe(void *ctx)
 }
 
 /* ---- the "min" variant (aion-floor --min) --------------------------------
- * Not empty: the least work any per-request timing does on the two data
- * hooks a request passes through, whatever its design (in-kernel
- * aggregation included): test the process against a target bit, find the
+ * Not empty: about the least work a per-request timing does on the two
+ * data hooks a request passes through (in-kernel aggregation included): test the process against a target bit, find the
  * connection's state by (tgid, fd), read the clock, read the first 16 bytes
  * the syscall moved (enough to tell a request or a response start) and, on
  * a write, put the time since the last read in a log2 histogram. No

@@ -10,7 +10,7 @@
  *   aion-floor --min --pid PID [--pid PID ...] [--file ...]
  *
  * --min: the "min" variant: on read, recvfrom, write, writev and sendto the
- * min_exit_* programs (floor.bpf.c: the least work of any per-request
+ * min_exit_* programs (floor.bpf.c: about the least work of a per-request
  * timing) replace the empty ones, for the processes named by --pid; at exit
  * it prints "HITS <runs in traced processes> TIMED <writes timed>".
  *
