@@ -219,6 +219,9 @@ BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
 # with recvfrom, answers with writev); wrk's read and write run hooks too,
 # in a process no program traces.
 NGINX_DATA_PROGS = ("exit_recvfrom", "exit_writev")
+# ... and in the lean variant the socket tracepoints' programs, which run
+# for wrk's socket reads and writes as well (stopping at the bit test).
+LEAN_PROGS = ("lean_recv", "lean_send")
 
 
 def attach_points(pid):
@@ -1004,13 +1007,14 @@ class AgentRun:
 
 
 class FloorRun:
-    def __init__(self, floor_bin, files=(), timeout=30.0, min_pids=()):
+    def __init__(self, floor_bin, files=(), timeout=30.0, min_pids=(), mode="min"):
         """files: the files the traced processes map (mapped_files); the
         floor puts its empty uprobes on the TLS libraries among them.
-        min_pids: the "min" variant (aion-floor --min) for these processes:
-        about the least work of a per-request timing on the data hooks instead
-        of empty programs; stop() then sets hits (hook runs in them) and
-        timed (writes timed)."""
+        min_pids: the "min" variant (mode "min", aion-floor --min) for these
+        processes: about the least work of a per-request timing on the data
+        hooks instead of empty programs; or its "lean" twin (mode "lean",
+        aion-floor --lean) on the socket tracepoints; stop() then sets hits
+        (hook runs in them) and timed (writes timed)."""
         tmp = lib.mkdtemp("bench-floor")
         self._err = open(os.path.join(tmp, "stderr"), "wb")
         self._tmp = tmp
@@ -1018,7 +1022,7 @@ class FloorRun:
         self.hits = self.timed = None
         argv = [floor_bin]
         if min_pids:
-            argv.append("--min")
+            argv.append("--" + mode)
             for pid in min_pids:
                 argv += ["--pid", str(pid)]
         for f in files:
@@ -1328,8 +1332,8 @@ class Bench:
                 v = None
                 if variant == "floor":
                     v = FloorRun(self.floor_bin, files)
-                elif variant == "min":
-                    v = FloorRun(self.floor_bin, files, min_pids=server.pids)
+                elif variant in ("min", "lean"):
+                    v = FloorRun(self.floor_bin, files, min_pids=server.pids, mode=variant)
                 elif variant == "agent":
                     v = AgentRun(self.agent_bin, server)
                     time.sleep(a.pause)
@@ -1340,7 +1344,7 @@ class Bench:
                 finally:
                     if v:
                         v.stop()
-                if variant == "min":
+                if variant in ("min", "lean"):
                     # hook runs per request in the traced processes (warm-up
                     # and scrapes excluded: the counts span the whole round)
                     r["hits"], r["timed"] = v.hits, v.timed
@@ -1368,7 +1372,7 @@ class Bench:
         a = self.args
         rounds, seconds = rounds or a.rounds, seconds or a.seconds
         variants = ("baseline", "agent") if a.no_floor else \
-            ("baseline", "floor", "min", "agent") if name in a.min_workloads else ("baseline", "floor", "agent")
+            ("baseline", "floor", "min", "lean", "agent") if name in a.min_workloads else ("baseline", "floor", "agent")
         say("workload %s: %d rounds x (%s) x %ds, %s"
             % (name, rounds, ", ".join(variants), seconds,
                "wrk -t%d -c%d" % (a.threads, a.conns) if path is not None else "its own client"))
@@ -1419,11 +1423,17 @@ class Bench:
         try:
             with open(BPF_STATS, "w") as f:
                 f.write("1")
-            for variant in variants:
-                if variant == "baseline":
-                    continue
-                v = FloorRun(self.floor_bin, files, min_pids=server.pids if variant == "min" else ()) \
-                    if variant != "agent" else AgentRun(self.agent_bin, server)
+            # lean-untraced: the lean programs with no traced process (the
+            # bench's own pid, idle meanwhile), so that every run stops at the
+            # bit test: half of them are wrk's share of the lean runs
+            for variant in [v for v in variants if v != "baseline"] + (["lean-untraced"] if "lean" in variants else []):
+                if variant == "agent":
+                    v = AgentRun(self.agent_bin, server)
+                elif variant == "lean-untraced":
+                    v = FloorRun(self.floor_bin, files, min_pids=[os.getpid()], mode="lean")
+                else:
+                    v = FloorRun(self.floor_bin, files, min_pids=server.pids if variant in ("min", "lean") else (),
+                                 mode=variant)
                 try:
                     run_wrk(url, 1, a.conns, a.threads)           # warm-up, not counted
                     s0 = prog_runs(v.pid)
@@ -1439,7 +1449,7 @@ class Bench:
                         continue                                   # not on the request path
                     self.progs.append(dict(section="programs", workload=name, variant=variant, param=prog,
                                            runs_per_req=dc / n, ns_per_run=dt / dc, ns_per_req=dt / n,
-                                           nginx=prog.endswith(NGINX_DATA_PROGS)))
+                                           nginx=prog.endswith(NGINX_DATA_PROGS + LEAN_PROGS)))
         finally:
             with open(BPF_STATS, "w") as f:
                 f.write(old)
@@ -1503,7 +1513,7 @@ class Bench:
                  sent=sum(r["requests"] for r in base),
                  socket_errors=sum(r["socket_errors"] for r in base),
                  non2xx=sum(r["non2xx"] for r in base), note=note, **dict(noise_med(base), **peer(base)))
-        for variant in ("floor", "min", "agent"):
+        for variant in ("floor", "min", "lean", "agent"):
             rs = per.get(variant)
             if not rs:
                 continue
@@ -1522,7 +1532,7 @@ class Bench:
                      non2xx=sum(r["non2xx"] for r in rs), **dict(noise_med(rs), **peer(rs)))
             s["note"] = ("%s%d rounds; per-round thr x %.3f..%.3f, cpu x %.3f..%.3f"
                          % (note + "; " if note else "", len(rs), min(thr), max(thr), min(cpu), max(cpu)))
-            if variant == "min":
+            if variant in ("min", "lean"):
                 s.update(hits=sum(r["hits"] for r in rs), timed=sum(r["timed"] for r in rs))
                 s["note"] += ("; hook runs in the traced processes %d (%.2f per request sent), writes timed %d"
                               % (s["hits"], s["hits"] / max(1, s["sent"]), s["timed"]))
@@ -1714,21 +1724,28 @@ class Bench:
                        tiny["thr_ratio"] >= 0.95, "%.3fx" % tiny["thr_ratio"], "0.95x")
             self.check("nginx-tiny: agent CPU (user+sys of the agent process) <= 1 us per request",
                        tiny["agent_us"] <= 1.0, "%.3f us" % tiny["agent_us"], "1 us")
-            fl, mn = res["tiny"].get("floor"), res["tiny"].get("min")
-            if fl and mn:
+            fl, mn, ln = res["tiny"].get("floor"), res["tiny"].get("min"), res["tiny"].get("lean")
+            if fl and mn and ln:
                 base_us = next(r["cpu_us"] for r in self.rows
                                if r.get("workload") == "nginx-tiny" and r.get("variant") == "baseline")
-                ns = {v: sum(p["ns_per_req"] for p in self.progs
-                             if p["workload"] == "nginx-tiny" and p["variant"] == v and p["nginx"])
-                      for v in ("floor", "min", "agent")}
+                mine = [p for p in self.progs if p["workload"] == "nginx-tiny"]
+                ns = {v: sum(p["ns_per_req"] for p in mine if p["variant"] == v and p["nginx"])
+                      for v in ("floor", "min", "lean", "lean-untraced", "agent")}
+                # lean: wrk's runs of the same programs stop at the bit test,
+                # as all of them do with nobody traced (lean-untraced: nginx's
+                # and wrk's, so half of it)
+                wrk_ns = ns["lean-untraced"] / 2
                 self.check("nginx-tiny: what the budget leaves to programs: it allows %.0f ns per request (5 %% of "
-                           "the baseline's %.2f us); BPF run time per request of nginx's %s programs (%.2f hook runs "
-                           "per request): floor (empty) %.0f ns, min (bit test, hash lookup, clock, 16-byte read, "
-                           "log2 bucket) %.0f ns, agent %.0f ns; CPU per request x: floor %.3f, min %.3f, agent %.3f"
-                           % (50 * base_us, base_us, "/".join(NGINX_DATA_PROGS), mn["hits"] / max(1, mn["sent"]),
-                              ns["floor"], ns["min"], ns["agent"], fl["cpu_ratio"], mn["cpu_ratio"],
-                              tiny["cpu_ratio"]),
-                           None, "min %.0f ns" % ns["min"], "report only")
+                           "the baseline's %.2f us); BPF run time per request of nginx's programs (%.2f hook runs "
+                           "per request): floor (empty, %s) %.0f ns, min (bit test, hash lookup, clock, 16-byte read, "
+                           "log2 bucket) %.0f ns, lean (%s: bit test, socket storage, clock; on the write a 16-byte "
+                           "read and a log2 bucket) %.0f ns (%.0f with wrk's runs, less %.0f for them, half the runs' cost with "
+                           "nobody traced), "
+                           "agent %.0f ns; CPU per request x: floor %.3f, min %.3f, lean %.3f, agent %.3f"
+                           % (50 * base_us, base_us, mn["hits"] / max(1, mn["sent"]), "/".join(NGINX_DATA_PROGS),
+                              ns["floor"], ns["min"], "/".join(LEAN_PROGS), ns["lean"] - wrk_ns, ns["lean"], wrk_ns,
+                              ns["agent"], fl["cpu_ratio"], mn["cpu_ratio"], ln["cpu_ratio"], tiny["cpu_ratio"]),
+                           None, "min %.0f ns, lean %.0f ns" % (ns["min"], ns["lean"] - wrk_ns), "report only")
         # The floor must hold what the agent holds, workload by workload (the
         # uprobes depend on the TLS libraries the traced processes map).
         same, diff = [], []
@@ -1942,12 +1959,13 @@ def report(info, a, bench, took, partial=False):
     if bench.progs:
         out.write("BPF run time per request (kernel.bpf_stats_enabled=1, one run of wrk per variant after the "
                   "rounds; programs that ran at least once per 100 requests; * = run by the traced nginx, the "
-                  "others by wrk, untraced; each run includes ~60 ns of the statistics' own clock reads; a "
+                  "others by wrk, untraced (lean_recv and lean_send run for both; lean-untraced: the same with no "
+                  "process traced, every run stopping at the bit test); each run includes ~60 ns of the statistics' own clock reads; a "
                   "tail-called program counts in its caller)\n")
-        out.write("%-10s %-12s %-8s %-26s %9s %9s %9s\n"
+        out.write("%-10s %-12s %-13s %-26s %9s %9s %9s\n"
                   % ("section", "workload", "variant", "program", "runs/req", "ns/run", "ns/req"))
         for p in bench.progs:
-            out.write("%-10s %-12s %-8s %-26s %9.2f %9.0f %9.0f\n"
+            out.write("%-10s %-12s %-13s %-26s %9.2f %9.0f %9.0f\n"
                       % (p["section"], p["workload"], p["variant"], p["param"] + (" *" if p["nginx"] else ""),
                          p["runs_per_req"], p["ns_per_run"], p["ns_per_req"]))
         out.write("\n")

@@ -8,11 +8,15 @@
  *
  *   aion-floor [--file /usr/lib/x86_64-linux-gnu/libssl.so.3 ...]
  *   aion-floor --min --pid PID [--pid PID ...] [--file ...]
+ *   aion-floor --lean --pid PID [--pid PID ...] [--file ...]
  *
  * --min: the "min" variant: on read, recvfrom, write, writev and sendto the
  * min_exit_* programs (floor.bpf.c: about the least work of a per-request
  * timing) replace the empty ones, for the processes named by --pid; at exit
  * it prints "HITS <runs in traced processes> TIMED <writes timed>".
+ * --lean: the "lean" variant: tp_btf programs on sock_recv_length and
+ * sock_send_length (floor.bpf.c) replace the empty ones on the nine data
+ * syscalls; same output at exit.
  *
  * Where the probes go mirrors agent/tls.c (elf_facts, inner_call, plan):
  * keep the two in step; bench.py checks that the floor and the agent hold
@@ -109,7 +113,7 @@ int main(int argc, char **argv)
 	struct floor_bpf *skel;
 	struct bpf_program *p;
 	sigset_t mask, old;
-	int err, i, j, n = 0, n_files = 0, n_seen = 0, min = 0, n_pids = 0;
+	int err, i, j, n = 0, n_files = 0, n_seen = 0, min = 0, lean = 0, n_pids = 0;
 	unsigned long pids[64];
 
 	for (i = 1; i < argc; i++) {
@@ -117,6 +121,8 @@ int main(int argc, char **argv)
 			files[n_files++] = argv[++i];
 		} else if (strcmp(argv[i], "--min") == 0) {
 			min = 1;
+		} else if (strcmp(argv[i], "--lean") == 0) {
+			lean = 1;
 		} else if (strcmp(argv[i], "--pid") == 0 && i + 1 < argc && n_pids < 64) {
 			char *end;
 
@@ -127,7 +133,7 @@ int main(int argc, char **argv)
 			}
 			n_pids++;
 		} else {
-			fprintf(stderr, "usage: aion-floor [--min --pid PID...] [--file PATH]... (at most %d files, 64 pids)\n",
+			fprintf(stderr, "usage: aion-floor [--min|--lean --pid PID...] [--file PATH]... (at most %d files, 64 pids)\n",
 				MAX_FILES);
 			return 2;
 		}
@@ -140,8 +146,12 @@ int main(int argc, char **argv)
 	libbpf_set_print(quiet);
 	elf_version(EV_CURRENT);
 
-	if (min && !n_pids) {
-		fprintf(stderr, "aion-floor: --min needs the traced processes: --pid PID\n");
+	if ((min || lean) && !n_pids) {
+		fprintf(stderr, "aion-floor: --min and --lean need the traced processes: --pid PID\n");
+		return 2;
+	}
+	if (min && lean) {
+		fprintf(stderr, "aion-floor: --min or --lean, not both\n");
 		return 2;
 	}
 	skel = floor_bpf__open();
@@ -159,10 +169,27 @@ int main(int argc, char **argv)
 			{ skel->progs.floor_exit_writev, skel->progs.min_exit_writev },
 		};
 
+		/* lean: none of the nine data syscalls, two socket tracepoints */
+		struct bpf_program *data[] = {
+			skel->progs.floor_exit_read, skel->progs.floor_exit_recvfrom,
+			skel->progs.floor_exit_readv, skel->progs.floor_exit_recvmsg,
+			skel->progs.floor_exit_write, skel->progs.floor_exit_sendto,
+			skel->progs.floor_exit_writev, skel->progs.floor_exit_sendmsg,
+			skel->progs.floor_exit_sendfile64,
+		};
+
 		for (i = 0; i < (int)(sizeof(twins) / sizeof(twins[0])); i++) {
 			bpf_program__set_autoattach(twins[i][0], !min);
 			bpf_program__set_autoattach(twins[i][1], min);
 		}
+		for (i = 0; lean && i < (int)(sizeof(data) / sizeof(data[0])); i++)
+			bpf_program__set_autoattach(data[i], false);
+		/* Not even loaded unless asked for (the socket tracepoints are
+		 * kernel >= 6.3). */
+		bpf_program__set_autoload(skel->progs.lean_recv, lean);
+		bpf_program__set_autoload(skel->progs.lean_send, lean);
+		for (i = 0; i < (int)(sizeof(twins) / sizeof(twins[0])); i++)
+			bpf_program__set_autoload(twins[i][1], min);
 	}
 	err = floor_bpf__load(skel);
 	if (err) {
@@ -206,7 +233,7 @@ int main(int argc, char **argv)
 		err = 0;
 	}
 	bpf_object__for_each_program(p, skel->obj)
-		if (bpf_program__autoattach(p) && p != skel->progs.floor_uprobe &&
+		if (bpf_program__autoload(p) && bpf_program__autoattach(p) && p != skel->progs.floor_uprobe &&
 		    p != skel->progs.floor_uretprobe)
 			n++;
 	printf("READY %d\n", n + n_tls_links);
@@ -220,7 +247,7 @@ int main(int argc, char **argv)
 	while (!stop)
 		sigsuspend(&old);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (min) {
+	if (min || lean) {
 		/* The per-CPU counts, summed. */
 		int ncpu = libbpf_num_possible_cpus();
 		__u64 tot[2] = { 0, 0 }, *v;
