@@ -155,19 +155,27 @@ static __always_inline __u32 min_log2(__u64 v)
 	return r;
 }
 
-static __always_inline int min_io(struct trace_event_raw_sys_exit *ctx, int iov, int write)
+/* The current process is one of --pid's: count the run (min and lean). */
+static __always_inline int min_target(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32, idx = tgid >> 6;
-	__u64 *w = bpf_map_lookup_elem(&min_bits, &idx), now, d;
-	struct min_key k = { .tgid = tgid };
-	struct min_state *s, z = {};
-	struct pt_regs *regs;
-	void *buf;
+	__u64 *w = bpf_map_lookup_elem(&min_bits, &idx);
 
 	if (!w || !((*w >> (tgid & 63)) & 1))
 		return 0;
 	min_count(0);
-	if (ctx->ret <= 0)
+	return 1;
+}
+
+static __always_inline int min_io(struct trace_event_raw_sys_exit *ctx, int iov, int write)
+{
+	struct min_key k = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct min_state *s, z = {};
+	struct pt_regs *regs;
+	__u64 now, d;
+	void *buf;
+
+	if (!min_target() || ctx->ret <= 0)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	k.fd = regs->di;
@@ -235,23 +243,12 @@ struct {
 	__type(value, struct lean_state);
 } lean_sk SEC(".maps");
 
-static __always_inline int lean_target(void)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32, idx = tgid >> 6;
-	__u64 *w = bpf_map_lookup_elem(&min_bits, &idx);
-
-	if (!w || !((*w >> (tgid & 63)) & 1))
-		return 0;
-	min_count(0);
-	return 1;
-}
-
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(lean_recv, struct sock *sk, int ret, int flags)
 {
 	struct lean_state *st;
 
-	if (!lean_target() || ret <= 0)
+	if (!min_target() || ret <= 0)
 		return 0;
 	st = bpf_sk_storage_get(&lean_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (st && !st->start_ns)
@@ -268,7 +265,7 @@ int BPF_PROG(lean_send, struct sock *sk, int ret, int flags)
 	void *buf;
 	__u64 d;
 
-	if (!lean_target() || ret <= 0)
+	if (!min_target() || ret <= 0)
 		return 0;
 	st = bpf_sk_storage_get(&lean_sk, sk, 0, 0);
 	if (!st || !st->start_ns)
