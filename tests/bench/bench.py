@@ -1017,7 +1017,6 @@ class FloorRun:
         (hook runs in them) and timed (writes timed)."""
         tmp = lib.mkdtemp("bench-floor")
         self._err = open(os.path.join(tmp, "stderr"), "wb")
-        self._tmp = tmp
         self.min = bool(min_pids)
         self.hits = self.timed = None
         argv = [floor_bin]
@@ -1329,13 +1328,8 @@ class Bench:
             for variant in variants:
                 time.sleep(a.pause)
                 self.wait_quiet()
-                v = None
-                if variant == "floor":
-                    v = FloorRun(self.floor_bin, files)
-                elif variant in ("min", "lean"):
-                    v = FloorRun(self.floor_bin, files, min_pids=server.pids, mode=variant)
-                elif variant == "agent":
-                    v = AgentRun(self.agent_bin, server)
+                v = self.start_variant(variant, server, files)
+                if variant == "agent":
                     time.sleep(a.pause)
                 try:
                     r = measure(server, url, seconds, conns, threads, v)
@@ -1367,6 +1361,20 @@ class Bench:
                         r["foreign_links"],
                         "counted %s of %d" % (r.get("counted"), r["requests"]) if variant == "agent" else ""))
         return per
+
+    def start_variant(self, variant, server, files):
+        """Start what a variant attaches: None for the baseline, a FloorRun
+        (floor, min, lean, lean-untraced: the lean programs with no traced
+        process, the bench's own pid, idle meanwhile) or an AgentRun."""
+        if variant == "baseline":
+            return None
+        if variant == "agent":
+            return AgentRun(self.agent_bin, server)
+        if variant == "floor":
+            return FloorRun(self.floor_bin, files)
+        if variant == "lean-untraced":
+            return FloorRun(self.floor_bin, files, min_pids=[os.getpid()], mode="lean")
+        return FloorRun(self.floor_bin, files, min_pids=server.pids, mode=variant)
 
     def workload(self, name, make_server, path, rounds=None, seconds=None):
         a = self.args
@@ -1427,13 +1435,7 @@ class Bench:
             # bench's own pid, idle meanwhile), so that every run stops at the
             # bit test: half of them are wrk's share of the lean runs
             for variant in [v for v in variants if v != "baseline"] + (["lean-untraced"] if "lean" in variants else []):
-                if variant == "agent":
-                    v = AgentRun(self.agent_bin, server)
-                elif variant == "lean-untraced":
-                    v = FloorRun(self.floor_bin, files, min_pids=[os.getpid()], mode="lean")
-                else:
-                    v = FloorRun(self.floor_bin, files, min_pids=server.pids if variant in ("min", "lean") else (),
-                                 mode=variant)
+                v = self.start_variant(variant, server, files)
                 try:
                     run_wrk(url, 1, a.conns, a.threads)           # warm-up, not counted
                     s0 = prog_runs(v.pid)
